@@ -1,0 +1,411 @@
+"""Transformers backend: the reference implementation, CPU and GPU.
+
+Log-likelihoods: requests are encoded once, planned into shared-prefix groups
+over the whole run (``plan.py``), and each group's prefix is computed once; its
+key/value cache is gathered under the tails of all members. Prefix and tail
+batches are right-padded (real tokens never attend to padding; no query row is
+fully masked), sorted by length and bounded by a token budget.
+
+Generation: batched greedy ``generate`` with left padding and stop sequences.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from evalsuite.backends.base import PairEncoder, Sink
+from evalsuite.backends.plan import Group, Item, plan_groups
+from evalsuite.core.errors import BackendError
+from evalsuite.core.records import Request, RequestKind, Response
+
+
+@dataclass
+class HFOptions:
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_tokens: int = 4096
+    """Token budget per forward batch (rows × padded length)."""
+    max_length: int | None = None
+    """Override the model's context length."""
+    add_bos: bool = False
+    trust_remote_code: bool = False
+    share_prefixes: bool = True
+    """Compute shared token prefixes once (off = one plain forward per request)."""
+    gen_batch_size: int = 16
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"--device {device} was asked but no CUDA device is available")
+    return device
+
+
+def _dtype(name: str, device: str) -> Any:
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if name == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    if name not in table:
+        raise BackendError(f"unknown --dtype '{name}'; use auto, float32, bfloat16 or float16")
+    return table[name]
+
+
+def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a local folder or a hub id, with clear errors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(model_id)
+    if p.exists() and p.is_dir() and not (p / "config.json").exists():
+        raise BackendError(f"{model_id}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+    if p.exists() and p.is_file():
+        raise BackendError(f"{model_id}: is a file; give a model folder or a hub id")
+    looks_local = p.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
+    if looks_local and not p.exists():
+        raise BackendError(f"{model_id}: no such model folder")
+    try:
+        tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except Exception as e:
+        hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
+        raise BackendError(f"{model_id}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code)
+    except Exception as e:
+        hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
+        raise BackendError(f"{model_id}: cannot load the model: {str(e).splitlines()[0][:300]}{hint}") from None
+    model.to(device)
+    model.eval()
+    return model, tok
+
+
+def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
+    """(keys, values) per layer of a transformers cache, across cache API versions."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(k, v) for k, v in cache]
+
+
+def _make_cache(layers: list[tuple[Any, Any]], config: Any) -> Any:
+    from transformers import DynamicCache
+
+    try:
+        cache = DynamicCache(config=config)
+    except TypeError:
+        cache = DynamicCache()
+    for i, (k, v) in enumerate(layers):
+        cache.update(k, v, i)
+    return cache
+
+
+class HFBackend:
+    """Scores requests with a transformers causal LM."""
+
+    name = "hf"
+
+    def __init__(self, model_id: str, options: HFOptions | None = None, fingerprint: str | None = None,
+                 model: Any = None, tokenizer: Any = None):
+        import torch
+
+        self.opts = options or HFOptions()
+        self.model_id = model_id
+        self.device = resolve_device(self.opts.device)
+        self.torch_dtype = _dtype(self.opts.dtype, self.device)
+        if model is None:
+            model, tokenizer = load_model_and_tokenizer(model_id, self.device, self.torch_dtype, self.opts.trust_remote_code)
+        self.model = model
+        self.tok = tokenizer
+        self.fingerprint = fingerprint
+        cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.max_length = int(self.opts.max_length or cfg_len)
+        self.encoder = PairEncoder(tokenizer, self.max_length, self.opts.add_bos)
+        self.calls = 0
+        self.tokens_computed = 0
+        self.truncated = 0
+        torch.set_grad_enabled(False)
+        if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "backend": "hf",
+            "model": self.model_id,
+            "fingerprint": self.fingerprint,
+            "dtype": str(self.torch_dtype).removeprefix("torch."),
+            "max_length": self.max_length,
+            "add_bos": self.opts.add_bos,
+            "prefix_token": self.encoder.prefix_token,
+        }
+
+    def close(self) -> None:
+        self.model = None
+
+    # ---- dispatch -------------------------------------------------------
+    def compute(self, requests: Sequence[Request], sink: Sink) -> None:
+        ll = [r for r in requests if r.kind is RequestKind.LOGLIKELIHOOD]
+        roll = [r for r in requests if r.kind is RequestKind.ROLLING_LOGLIKELIHOOD]
+        gen = [r for r in requests if r.kind is RequestKind.GENERATE]
+        if ll:
+            self._loglikelihood(ll, sink)
+        if roll:
+            self._rolling(roll, sink)
+        if gen:
+            self._generate(gen, sink)
+
+    def _loglikelihood(self, requests: list[Request], sink: Sink) -> None:
+        encoded = self.encoder.pairs([(r.context, r.continuation) for r in requests])
+        items = [e.item for e in encoded]
+        self.truncated += sum(e.truncated for e in encoded)
+
+        def done(i: int, lp: float, greedy: bool) -> None:
+            e = encoded[i]
+            err = None if math.isfinite(lp) else f"non-finite log-likelihood ({lp})"
+            sink(Response(requests[i].id, loglikelihood=lp, is_greedy=greedy,
+                          n_tokens=len(e.item.tokens) - e.item.start, truncated=e.truncated, error=err))
+
+        self.score_items(items, done)
+
+    def _rolling(self, requests: list[Request], sink: Sink) -> None:
+        windows: list[Item] = []
+        owner: list[int] = []
+        for i, r in enumerate(requests):
+            for w in self.encoder.rolling(r.context):
+                windows.append(w)
+                owner.append(i)
+        remaining = [0] * len(requests)
+        for o in owner:
+            remaining[o] += 1
+        totals = [0.0] * len(requests)
+        ntoks = [0] * len(requests)
+        for i, r in enumerate(requests):
+            if remaining[i] == 0:  # empty text: nothing to score
+                sink(Response(r.id, loglikelihood=0.0, n_tokens=0))
+
+        def done(wi: int, lp: float, greedy: bool) -> None:
+            o = owner[wi]
+            totals[o] += lp
+            ntoks[o] += len(windows[wi].tokens) - windows[wi].start
+            remaining[o] -= 1
+            if remaining[o] == 0:
+                err = None if math.isfinite(totals[o]) else "non-finite log-likelihood"
+                sink(Response(requests[o].id, loglikelihood=totals[o], n_tokens=ntoks[o], error=err))
+
+        self.score_items(windows, done)
+
+    # ---- the scoring engine ----------------------------------------------
+    def score_items(self, items: list[Item], done: Any) -> None:
+        """Call ``done(i, logprob_sum, is_greedy)`` for every item, in plan order."""
+        import torch
+
+        groups = plan_groups(items, self.opts.share_prefixes)
+        groups.sort(key=lambda g: (g.depth, len(g.members)))
+        budget = max(1, self.opts.batch_tokens)
+        chunk: list[Group] = []
+        longest = 0
+        tail_tokens = 0
+        for g in groups:
+            g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
+            # groups are sorted by depth, so g.depth is the chunk's padded prefix width
+            if chunk and ((len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
+                self._run_chunk(items, chunk, done, torch)
+                chunk, longest, tail_tokens = [], 0, 0
+            chunk.append(g)
+            longest = max(longest, g.depth)
+            tail_tokens += g_tail
+        if chunk:
+            self._run_chunk(items, chunk, done, torch)
+
+    def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
+        self.calls += 1
+        self.tokens_computed += int(attention_mask[:, -input_ids.shape[1]:].sum())
+        try:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              past_key_values=past, use_cache=True)
+        except RuntimeError as e:
+            if "out of memory" in str(e).lower():
+                raise BackendError(f"out of memory on a batch of {input_ids.shape[0]}×{input_ids.shape[1]} tokens; "
+                                   "lower --batch-tokens") from None
+            raise
+
+    def _run_chunk(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
+        dev = self.device
+        G = len(chunk)
+        P = max(g.depth for g in chunk)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        ids = torch.full((G, P), pad, dtype=torch.long)
+        mask = torch.zeros((G, P), dtype=torch.long)
+        for gi, g in enumerate(chunk):
+            pref = items[g.members[0]].tokens[: g.depth]
+            ids[gi, : g.depth] = torch.tensor(pref, dtype=torch.long)
+            mask[gi, : g.depth] = 1
+        pos = torch.arange(P, dtype=torch.long).unsqueeze(0).expand(G, P).contiguous()
+        ids, mask, pos = ids.to(dev), mask.to(dev), pos.to(dev)
+        out = self._forward(ids, mask, pos)
+        logits = out.logits
+        layers = _cache_layers(out.past_key_values)
+
+        # Shared-prefix scores: cumulative log-probs of prefix tokens 1..depth-1 (only if a member starts inside).
+        prefix_cum: dict[int, tuple[list[float], list[bool]]] = {}
+        last_rows = []
+        for gi, g in enumerate(chunk):
+            last_rows.append(logits[gi, g.depth - 1])
+            if any(items[m].start < g.depth for m in g.members):
+                toks = torch.tensor(items[g.members[0]].tokens[1: g.depth], dtype=torch.long, device=dev)
+                lp = torch.log_softmax(logits[gi, : g.depth - 1].float(), dim=-1)
+                tok_lp = lp.gather(1, toks.unsqueeze(1)).squeeze(1)
+                greedy = lp.argmax(dim=-1) == toks
+                cum = [0.0] + torch.cumsum(tok_lp.double(), 0).tolist()
+                gcum = [0] + torch.cumsum((~greedy).long(), 0).tolist()
+                prefix_cum[gi] = (cum, gcum)
+        last_lp = torch.log_softmax(torch.stack(last_rows).float(), dim=-1)
+        last_argmax = last_lp.argmax(dim=-1).tolist()
+        del logits, out
+
+        # Per member: prefix part + first tail token.
+        partial: dict[tuple[int, int], tuple[float, bool]] = {}
+        tails: list[tuple[int, int]] = []  # (group index in chunk, item index)
+        for gi, g in enumerate(chunk):
+            for m in g.members:
+                it = items[m]
+                first = it.tokens[g.depth]
+                lp_sum = 0.0
+                greedy = True
+                if it.start < g.depth:
+                    cum, gcum = prefix_cum[gi]
+                    # tokens start..depth-1 are predicted by prefix positions start-1..depth-2 -> cum index
+                    lp_sum += cum[g.depth - 1] - cum[it.start - 1]
+                    greedy = greedy and (gcum[g.depth - 1] - gcum[it.start - 1]) == 0
+                if it.start <= g.depth:  # token `depth` is scored
+                    lp_sum += float(last_lp[gi, first])
+                    greedy = greedy and last_argmax[gi] == first
+                if len(it.tokens) - g.depth >= 2:
+                    partial[(gi, m)] = (lp_sum, greedy)
+                    tails.append((gi, m))
+                else:
+                    done(m, lp_sum, greedy)
+
+        # Tails: batched by length on top of the gathered prefix cache.
+        tails.sort(key=lambda t: len(items[t[1]].tokens) - chunk[t[0]].depth)
+        budget = max(1, self.opts.batch_tokens)
+        i = 0
+        while i < len(tails):
+            j = i
+            longest = 0
+            while j < len(tails):
+                L = len(items[tails[j][1]].tokens) - chunk[tails[j][0]].depth - 1
+                if j > i and (j - i + 1) * max(longest, L) > budget:
+                    break
+                longest = max(longest, L)
+                j += 1
+            self._run_tails(items, chunk, tails[i:j], longest, layers, mask, partial, done, torch)
+            i = j
+
+    def _run_tails(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]], T: int,
+                   layers: list[tuple[Any, Any]], prefix_mask: Any, partial: dict, done: Any, torch: Any) -> None:
+        dev = self.device
+        B = len(batch)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        ids = torch.full((B, T), pad, dtype=torch.long)
+        tmask = torch.zeros((B, T), dtype=torch.long)
+        pos = torch.zeros((B, T), dtype=torch.long)
+        scored = torch.zeros((B, T), dtype=torch.long)
+        targets = []
+        for b, (gi, m) in enumerate(batch):
+            d = chunk[gi].depth
+            tail = items[m].tokens[d:]
+            n = len(tail) - 1
+            ids[b, :n] = torch.tensor(tail[:-1], dtype=torch.long)
+            tmask[b, :n] = 1
+            # target k of this row is token d+1+k of the item; score it when it is at or past `start`
+            first = max(0, items[m].start - d - 1)
+            scored[b, first:n] = 1
+            pos[b, :] = torch.arange(d, d + T)
+            targets.append(tail[1:])
+        rows = torch.tensor([gi for gi, _ in batch], dtype=torch.long, device=dev)
+        gathered = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in layers]
+        past = _make_cache(gathered, self.model.config)
+        full_mask = torch.cat([prefix_mask.index_select(0, rows), tmask.to(dev)], dim=1)
+        out = self._forward(ids.to(dev), full_mask, pos.to(dev), past)
+        lp = torch.log_softmax(out.logits.float(), dim=-1)
+        tgt = torch.full((B, T), 0, dtype=torch.long)
+        for b, t in enumerate(targets):
+            tgt[b, : len(t)] = torch.tensor(t, dtype=torch.long)
+        tgt = tgt.to(dev)
+        tok_lp = lp.gather(2, tgt.unsqueeze(2)).squeeze(2)
+        greedy = lp.argmax(dim=-1) == tgt
+        scored = scored.to(dev)
+        tok_lp = (tok_lp.double() * scored).sum(dim=1).tolist()
+        all_greedy = (greedy | (scored == 0)).all(dim=1).tolist()
+        for b, (gi, m) in enumerate(batch):
+            base_lp, base_greedy = partial[(gi, m)]
+            done(m, base_lp + tok_lp[b], base_greedy and bool(all_greedy[b]))
+
+    # ---- generation -------------------------------------------------------
+    def _generate(self, requests: list[Request], sink: Sink) -> None:
+        import torch
+
+        tok = self.tok
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        if pad is None:
+            pad = 0
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
+        bs = max(1, self.opts.gen_batch_size)
+        for s in range(0, len(order), bs):
+            idx = order[s: s + bs]
+            # group by generation params so one generate() call shares them
+            by_params: dict[Any, list[int]] = {}
+            for i in idx:
+                by_params.setdefault(requests[i].generation, []).append(i)
+            for params, members in by_params.items():
+                assert params is not None
+                room = max(1, self.max_length - params.max_new_tokens)
+                encs = []
+                trunc = []
+                for i in members:
+                    e = self.encoder.encode(requests[i].context)
+                    if self.opts.add_bos or not e:
+                        e = [self.encoder.prefix_token] + e
+                    trunc.append(len(e) > room)
+                    encs.append(e[-room:])
+                L = max(len(e) for e in encs)
+                ids = torch.full((len(encs), L), pad, dtype=torch.long)
+                mask = torch.zeros((len(encs), L), dtype=torch.long)
+                for b, e in enumerate(encs):
+                    ids[b, L - len(e):] = torch.tensor(e, dtype=torch.long)
+                    mask[b, L - len(e):] = 1
+                self.calls += 1
+                kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, do_sample=False,
+                                              repetition_penalty=params.repetition_penalty, pad_token_id=pad,
+                                              num_beams=1, temperature=None, top_p=None, top_k=None)
+                if params.stop:
+                    kwargs["stop_strings"] = list(params.stop)
+                    kwargs["tokenizer"] = tok
+                out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
+                for b, i in enumerate(members):
+                    new = out[b, L:].tolist()
+                    if tok.eos_token_id is not None and tok.eos_token_id in new:
+                        new = new[: new.index(tok.eos_token_id)]
+                    text = tok.decode(new, skip_special_tokens=True)
+                    text = cut_at_stop(text, params.stop)
+                    sink(Response(requests[i].id, text=text, n_tokens=len(new), truncated=trunc[b]))
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """Cut ``text`` at the earliest occurrence of any stop sequence."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            k = text.find(s)
+            if k != -1:
+                cut = min(cut, k)
+    return text[:cut]

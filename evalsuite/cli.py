@@ -1,0 +1,252 @@
+"""The ``evalsuite`` command line. Maps errors to exit codes: 2 bad input, 1 runtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from evalsuite import __version__
+from evalsuite.core.errors import EvalsuiteError, SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Evaluate language models on multilingual and Arabic-first task suites.")
+tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
+app.add_typer(tasks_app, name="tasks")
+
+
+class BackendName(str, Enum):
+    hf = "hf"
+    fake = "fake"
+
+
+def _fail(e: EvalsuiteError) -> None:
+    if isinstance(e, SpecError):
+        n = len(e.problems)
+        typer.echo(f"error: {n} problem{'s' if n != 1 else ''} found:", err=True)
+        for p in e.problems:
+            typer.echo(f"  {p}", err=True)
+    else:
+        typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(e.exit_code)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except EvalsuiteError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"evalsuite {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False) -> None:
+    """evalsuite: evaluation harness and static leaderboards."""
+
+
+def format_table(result_record: dict[str, Any]) -> str:
+    """A plain-text score table: one row per task × prompt variant."""
+    rows = [("task", "prompt", "n", "headline", "value", "baseline", "other metrics")]
+    for task, t in result_record["tasks"].items():
+        head = t["headline_metric"]
+        for pid, p in t["prompts"].items():
+            m = p["metrics"]
+            hv = m.get(head, {}).get("value")
+            base = p["random_baseline"].get(head)
+            others = ", ".join(f"{k}={_fmt(v['value'])}" for k, v in m.items() if k != head)
+            rows.append((task, pid, str(p["n"]), head, _fmt(hv), _fmt(base), others))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(6)) + "  " + r[6])
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 13)
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder or hub id.")],
+    suite: Annotated[Optional[str], typer.Option(help="Suite name (see 'evalsuite tasks list').")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or task YAML files/folders.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples of each task.")] = None,
+    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids (default: all).")] = None,
+    shots: Annotated[Optional[int], typer.Option(min=0, max=64, help="Few-shot examples (overrides the task).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for few-shot sampling.")] = None,
+    backend: Annotated[BackendName, typer.Option(help="Backend: hf (transformers) or fake (deterministic, for tests).")] = BackendName.hf,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    batch_tokens: Annotated[int, typer.Option(min=1, help="Token budget per forward batch.")] = 4096,
+    max_length: Annotated[Optional[int], typer.Option(min=2, help="Override the model's context length.")] = None,
+    add_bos: Annotated[bool, typer.Option("--add-bos/--no-add-bos", help="Start every sequence with BOS (lm-eval's default is no).")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding local data files named by the tasks' data.local.path.")] = None,
+    include: Annotated[Optional[list[Path]], typer.Option(help="Extra folder of task YAML files (repeatable).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
+    no_prefix_sharing: Annotated[bool, typer.Option(help="Disable shared-prefix reuse (for comparison).")] = False,
+    allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate MODEL on a suite or tasks; the last line printed is the results JSON path."""
+    from evalsuite.runner import RunConfig
+    from evalsuite.runner import run as do_run
+
+    cfg = RunConfig(
+        model=model, suite=suite, tasks=tasks, output=output, limit=limit,
+        prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None,
+        shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens,
+        max_length=max_length, add_bos=add_bos, data_dir=data_dir, include=list(include or []),
+        trust_remote_code=trust_remote_code, share_prefixes=not no_prefix_sharing, allow_any_path=allow_any_path,
+    )
+    result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
+    typer.echo(format_table(result.record))
+    t = result.record["timings"]
+    typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total) in {t['compute_s']:.1f}s compute, "
+               f"{t['total_s']:.1f}s total")
+    typer.echo(str(result.results_path))
+
+
+@app.command()
+def validate(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Task/suite files or folders (default: all shipped tasks).")] = None,
+) -> None:
+    """Check task and suite YAML files; every problem is printed as file:line:col: field: message."""
+    from evalsuite.spec.catalog import Catalog
+
+    def go() -> None:
+        if paths:
+            missing = [p for p in paths if not p.exists()]
+            if missing:
+                raise SpecError([SpecError(f"{p}: no such file or folder").problems[0] for p in missing])
+            cat = Catalog.discover(list(paths), include_shipped=False)
+        else:
+            cat = Catalog.discover()
+        # suites must name known tasks
+        known = Catalog.discover(list(paths or [])) if paths else cat
+        problems = []
+        for s in cat.suites.values():
+            for i, e in enumerate(s.spec.tasks):
+                if e.task not in known.tasks:
+                    problems.append(s.positions.problem(("tasks", i, "task"), f"unknown task '{e.task}'"))
+        for e in cat.broken:
+            problems.extend(e.problems)
+        if problems:
+            raise SpecError(problems)
+        typer.echo(f"ok: {len(cat.tasks)} tasks, {len(cat.suites)} suites")
+
+    _guard(go)
+
+
+def _task_info(t: Any) -> dict[str, Any]:
+    s = t.spec
+    src: dict[str, Any] = {}
+    if s.data.hub:
+        src["hub"] = s.data.hub.model_dump(exclude_defaults=True)
+    if s.data.local:
+        src["local"] = s.data.local.model_dump(exclude_defaults=True)
+    return {
+        "name": s.task, "title": s.title, "languages": s.languages, "output_type": s.output_type.value,
+        "category": s.category, "prompts": [p.id for p in s.prompts], "metrics": [m.name for m in s.metrics],
+        "labels": s.labels, "data": src, "file": t.display, "card": s.card,
+    }
+
+
+@tasks_app.command("list")
+def tasks_list(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
+) -> None:
+    """List shipped (and included) tasks and suites."""
+    from evalsuite.spec.catalog import Catalog
+
+    cat = Catalog.discover(list(include or []))
+    if json_out:
+        typer.echo(json.dumps({
+            "tasks": [_task_info(cat.tasks[n]) for n in sorted(cat.tasks)],
+            "suites": {n: [e.task for e in s.spec.tasks] for n, s in sorted(cat.suites.items())},
+            "broken": [str(p) for e in cat.broken for p in e.problems],
+        }, ensure_ascii=False, indent=2))
+        return
+    width = max([len(n) for n in cat.tasks] + [4])
+    for n in sorted(cat.tasks):
+        s = cat.tasks[n].spec
+        typer.echo(f"{n.ljust(width)}  {s.output_type.value:<22} {','.join(s.languages):<18} prompts: {', '.join(p.id for p in s.prompts)}")
+    typer.echo("")
+    for n, s in sorted(cat.suites.items()):
+        typer.echo(f"suite {n}: {', '.join(e.task for e in s.spec.tasks)}")
+    for e in cat.broken:
+        for p in e.problems:
+            typer.echo(f"warning: could not read {p}", err=True)
+
+
+@tasks_app.command("show")
+def tasks_show(
+    name: Annotated[str, typer.Argument(help="Task name.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
+) -> None:
+    """Show one task: source, prompt variants, metrics."""
+    from evalsuite.spec.catalog import Catalog
+
+    def go() -> None:
+        t = Catalog.discover(list(include or [])).task(name)
+        info = _task_info(t)
+        if json_out:
+            typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+            return
+        for k in ("name", "title", "languages", "output_type", "category", "metrics", "labels", "data", "file"):
+            typer.echo(f"{k}: {info[k]}")
+        typer.echo("prompt variants:")
+        for p in t.spec.prompts:
+            typer.echo(f"  - {p.id}: doc_to_text={p.doc_to_text!r}" + (f" choices={p.doc_to_choice!r}" if p.doc_to_choice else ""))
+        if info["card"]:
+            typer.echo(f"card: {info['card'].strip()}")
+
+    _guard(go)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the demo model and results go.")] = Path("evalsuite-demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Offline demo: build a tiny model, run the project-written Arabic demo suite, print scores."""
+    from evalsuite.runner import RunConfig
+    from evalsuite.runner import run as do_run
+    from evalsuite.tiny import build_tiny_model
+
+    def go() -> Any:
+        model_dir = output / "tiny-model"
+        if not (model_dir / "config.json").exists():
+            typer.echo(f"building a tiny Llama and tokenizer in {model_dir} (trained on project-written text) ...", err=True)
+            build_tiny_model(model_dir)
+        cfg = RunConfig(model=str(model_dir), suite="demo", output=output / "results", device="cpu")
+        return do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:])
+
+    result = _guard(go)
+    typer.echo(format_table(result.record))
+    typer.echo(str(result.results_path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

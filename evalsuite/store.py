@@ -1,0 +1,85 @@
+"""Results on disk: the run's results JSON and one per-sample JSONL per task.
+
+Every file is written to a temporary file in the same folder, flushed, fsync'ed
+and renamed over the target, so a reader never sees half a file.
+The results JSON layout is documented in ``docs/results-schema.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = "evalsuite.results/1"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON cannot hold NaN/inf: they become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    data = json.dumps(_clean(obj), ensure_ascii=False, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    atomic_write_bytes(path, data.encode("utf-8"))
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Stream records to a temp file, then rename (memory stays flat for big files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(_clean(rec), ensure_ascii=False, allow_nan=False))
+                f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not an evalsuite results file (schema {SCHEMA})")
+    return data
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A filesystem-safe folder name derived from a model path or id."""
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.strip("/").replace("/", "__"))
+    keep = keep.strip("._") or "model"
+    return keep[:limit]
