@@ -46,7 +46,8 @@ def resolve_local_path(
                                          f"absolute path '{src.path}' is refused; give a path relative to "
                                          f"{'--data-dir' if data_dir else 'the task file'} or pass --allow-any-path"))
         return raw
-    path = (base / raw).resolve()
+    # Lexical check: '..' may not climb out; symlinks the user made inside the folder are honoured.
+    path = Path(os.path.normpath(base / raw))
     if not allow_any_path and not path.is_relative_to(base):
         raise SpecError(task.problem(("data", "local", "path"),
                                      f"path '{src.path}' escapes {base}; keep data under "
@@ -142,6 +143,11 @@ def read_local(path: Path, src: LocalSource, display: str) -> Rows:
                     if len(header) == 1:
                         shown = "\\t" if delim == "\t" else delim
                         hint = f"; the header has no '{shown}' in it: is the delimiter right?"
+                        for other, name in (("\t", "a tab"), (",", "','"), (";", "';'")):
+                            if other != delim and other in header[0]:
+                                raise SpecError(Problem(display, n, None, "delimiter",
+                                                        f"the header is one column but contains {name}: the file looks "
+                                                        f"delimited by {name}, not '{shown}'; set data.local.format or delimiter"))
                     continue
                 if len(record) != len(header):
                     raise SpecError(Problem(display, n, None, "-",
@@ -157,24 +163,47 @@ def read_local(path: Path, src: LocalSource, display: str) -> Rows:
     return Rows(rows, origins, display, dict(src.label_map))
 
 
-def read_hub(src: HubSource, split: str | None = None) -> Rows:
-    """Load a hub dataset split; fail fast and helpfully when offline."""
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the hub endpoint be reached at all? (Avoids minutes of retries when offline.)"""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_hub(src: HubSource, split: str | None = None, local_hint: str | None = None) -> Rows:
+    """Load a hub dataset split; fail fast and helpfully when offline (a cached copy still works)."""
     split = split or src.split
     what = src.path + (f" (config {src.name})" if src.name else "") + f", split {split}"
-    hint = ("Point the task at a local copy: pass --data-dir DIR (the file is read from DIR/<data.local.path>), "
+    target = f"DIR/{local_hint}" if local_hint else "DIR/<data.local.path>"
+    hint = (f"Point the task at a local copy: pass --data-dir DIR (the file is read from {target}), "
             "or write a task YAML whose data.local names the file.")
-    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
-        cached = True
-    else:
-        cached = False
+    offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    saved = {k: os.environ.get(k) for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")}
+    if not offline and not hub_reachable():
+        offline = True
+        os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         import datasets
 
         ds = datasets.load_dataset(src.path, src.name, split=split, revision=src.revision)
     except Exception as e:
         reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        offline = " (offline mode is on)" if cached else ""
-        raise DataUnavailableError(f"cannot load hub dataset {what}{offline}: {reason}\n{hint}") from None
+        note = " (the hub cannot be reached and there is no cached copy)" if offline else ""
+        raise DataUnavailableError(f"cannot load hub dataset {what}{note}: {reason}\n{hint}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     rows = [dict(r) for r in ds]
     origins = [f"{src.path}[{split}] row {i + 1}" for i in range(len(rows))]
     return Rows(rows, origins, f"hub:{src.path}/{src.name or ''}:{split}", {str(k): v for k, v in src.label_map.items()})
@@ -208,11 +237,14 @@ def source_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = 
     if use_local:
         assert d.local is not None
         path = resolve_local_path(task, d.local, data_dir, allow_any_path)
+        if not path.exists():
+            where = f"--data-dir {data_dir}" if data_dir is not None else "the task file's folder"
+            raise SpecError(task.problem(("data", "local", "path"), f"data file not found: {path} (resolved against {where})"))
         rows = read_local(path, d.local, str(path))
         renamed = _apply_rename(rows, d.local.rename, task, ("data", "local"))
     else:
         assert d.hub is not None
-        rows = read_hub(d.hub)
+        rows = read_hub(d.hub, local_hint=d.local.path if d.local else None)
         renamed = _apply_rename(rows, d.hub.rename, task, ("data", "hub"))
     if not renamed:
         raise SpecError(task.problem(("data",), f"the dataset {rows.source} has no rows"))

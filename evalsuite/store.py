@@ -17,6 +17,13 @@ from typing import Any, Iterable
 SCHEMA = "evalsuite.results/1"
 
 
+def _file_mode() -> int:
+    """Permissions a plain ``open()`` would give (mkstemp's are owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _clean(obj: Any) -> Any:
     """JSON cannot hold NaN/inf: they become null."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -36,6 +43,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -61,6 +69,7 @@ def atomic_write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
                 f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -122,12 +122,12 @@ def _pydantic_problems(
             msg = "required field is missing"
         else:
             msg = e["msg"]
-            if e["type"] == "literal_error" and loc and loc[-1] == "name":
+            raw_loc = tuple(e["loc"])
+            if e["type"] == "literal_error" and len(raw_loc) >= 3 and raw_loc[0] == "metrics" and raw_loc[-1] == "name":
                 bad = e.get("input")
                 choices = list(typing.get_args(MetricName))
                 close = difflib.get_close_matches(str(bad), choices, n=3, cutoff=0.5)
-                if close:
-                    msg += f"; did you mean {', '.join(close)}?"
+                msg = f"unknown metric '{bad}'; " + (f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(choices)}")
         msgs = merged.setdefault(loc, [])
         if msg not in msgs:
             msgs.append(msg)
