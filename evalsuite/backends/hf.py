@@ -132,7 +132,6 @@ class HFBackend:
         self.calls = 0
         self.tokens_computed = 0
         self.truncated = 0
-        torch.set_grad_enabled(False)
         if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -152,6 +151,13 @@ class HFBackend:
 
     # ---- dispatch -------------------------------------------------------
     def compute(self, requests: Sequence[Request], sink: Sink) -> None:
+        import torch
+
+        # no_grad, not a global switch: the caller's process (e.g. a training loop) keeps its grad mode
+        with torch.no_grad():
+            self._compute(requests, sink)
+
+    def _compute(self, requests: Sequence[Request], sink: Sink) -> None:
         ll = [r for r in requests if r.kind is RequestKind.LOGLIKELIHOOD]
         roll = [r for r in requests if r.kind is RequestKind.ROLLING_LOGLIKELIHOOD]
         gen = [r for r in requests if r.kind is RequestKind.GENERATE]
