@@ -248,5 +248,106 @@ def demo(
     typer.echo(str(result.results_path))
 
 
+def _steps(value: Optional[str]) -> Optional[list[int]]:
+    if not value:
+        return None
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter("--steps takes comma-separated integers, e.g. 1000,2000") from None
+
+
+@app.command()
+def track(
+    series: Annotated[str, typer.Argument(help="Folder of checkpoints (checkpoint-<N>, step<N>, ...), a glob, or a comma-separated list.")],
+    suite: Annotated[Optional[str], typer.Option(help="Suite name.")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or files.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
+    watch: Annotated[bool, typer.Option(help="Keep polling and evaluate new checkpoints once completely written.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 60.0,
+    newest_first: Annotated[bool, typer.Option(help="Evaluate the newest checkpoints first.")] = False,
+    every: Annotated[Optional[int], typer.Option(min=1, help="Only steps divisible by K.")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 1000,2000.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="First N examples of each task.")] = None,
+    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids.")] = None,
+    shots: Annotated[Optional[int], typer.Option(min=0, max=64)] = None,
+    backend: Annotated[BackendName, typer.Option(help="Backend.")] = BackendName.hf,
+    device: Annotated[str, typer.Option()] = "auto",
+    dtype: Annotated[str, typer.Option()] = "auto",
+    batch_tokens: Annotated[int, typer.Option(min=1)] = 4096,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding local data files.")] = None,
+    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
+    log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
+) -> None:
+    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
+    from evalsuite.runner import RunConfig
+    from evalsuite.series import discover
+    from evalsuite.track import log_scalars, track as do_track, watch as do_watch
+
+    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
+                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
+                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=data_dir,
+                     include=list(include or []))
+    say = lambda s: typer.echo(s, err=True)  # noqa: E731
+
+    def go() -> Any:
+        if watch:
+            say(f"watching {series} every {interval:g}s (Ctrl-C to stop)")
+            return do_watch(series, base, interval, newest_first, say)
+        s = discover(series, every=every, steps=_steps(steps))
+        return do_track(s, base, newest_first, say)
+
+    rep = _guard(go)
+    if log_to:
+        try:
+            s = discover(series, every=every, steps=_steps(steps))
+            if not log_scalars(log_to, output / "logs", s, output):
+                say(f"--log-to {log_to}: package not installed; skipped")
+        except EvalsuiteError:
+            pass
+    typer.echo(f"evaluated {len(rep.evaluated)}, up to date {len(rep.reused)}, failed {len(rep.failed)}; "
+               f"models loaded {rep.models_loaded}, backend calls {rep.backend_calls}")
+    for name, err in rep.failed.items():
+        typer.echo(f"failed: {name}: {err}")
+    if rep.failed and not rep.evaluated and not rep.reused:
+        raise typer.Exit(1)
+
+
+@app.command()
+def signal(
+    series: Annotated[str, typer.Argument(help="Checkpoint series (as for 'track').")],
+    output: Annotated[Path, typer.Option("--results", "-r", help="Results folder used by 'track'.")] = Path("results"),
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Early-signal statistics per task over a series (on the median across prompt variants)."""
+    from evalsuite.series import THRESHOLDS, discover
+    from evalsuite.track import signal_table
+
+    rows = _guard(lambda: signal_table(discover(series), output))
+    if json_out:
+        typer.echo(json.dumps({"thresholds": THRESHOLDS, "tasks": rows}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("no results for this series yet; run 'evalsuite track' first")
+        raise typer.Exit(1)
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else (f"{v:.2f}" if abs(v) < 1e8 else "inf")
+
+    def mark(ok: bool) -> str:
+        return "pass" if ok else "FAIL"
+
+    head = f"{'task':<24} {'steps':>5} {'monotonic':>12} {'snr':>12} {'non-random':>12} {'switch':>10} {'cv':>6}"
+    typer.echo(head)
+    typer.echo("-" * len(head))
+    for r in rows:
+        p = r["passes"]
+        typer.echo(f"{r['task']:<24} {len(r['steps']):>5} {f(r['monotonicity']):>7} {mark(p['monotonicity'])} "
+                   f"{f(r['snr']):>7} {mark(p['snr'])} {f(r['non_randomness']):>7} {mark(p['non_randomness'])} "
+                   f"{f(r['prompt_switch_rate']):>5} {mark(p['prompt_switch_rate'])} {f(r['trajectory_cv']):>6}")
+    typer.echo(f"thresholds: monotonicity >= {THRESHOLDS['monotonicity']}, snr >= {THRESHOLDS['snr']}, "
+               f"non-randomness > {THRESHOLDS['non_randomness']}, prompt switch rate <= {THRESHOLDS['prompt_switch_rate']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

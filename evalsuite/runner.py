@@ -50,6 +50,10 @@ class RunConfig:
     trust_remote_code: bool = False
     share_prefixes: bool = True
     allow_any_path: bool = False
+    series: str | None = None
+    """Name of the checkpoint series this model belongs to (``evalsuite track``)."""
+    step: int | None = None
+    """Training step of this checkpoint."""
 
 
 @dataclass
@@ -123,6 +127,15 @@ def _versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _model_fingerprint(model: str, identity: dict[str, Any]) -> str | None:
+    """Content fingerprint of a local model folder (whatever the backend), else the backend's own."""
+    if Path(model).is_dir():
+        from evalsuite.fingerprint import fingerprint
+
+        return fingerprint(model)
+    return identity.get("fingerprint")
 
 
 def compute(backend: Backend, requests: list[Request], on_progress: Callable[[int], None] | None = None) -> dict[str, Response]:
@@ -210,7 +223,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         "evalsuite_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv if argv is not None else sys.argv,
-        "model": {"name": cfg.model, "fingerprint": identity.get("fingerprint"), "backend": identity},
+        "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
+                  "series": cfg.series, "step": cfg.step},
         "config": {
             "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
             "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
