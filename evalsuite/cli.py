@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Evaluate language models on multilingual and Arabic-first task suites.")
 tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
 app.add_typer(tasks_app, name="tasks")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the request cache.")
+app.add_typer(cache_app, name="cache")
 
 
 class BackendName(str, Enum):
@@ -105,6 +107,8 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
     no_prefix_sharing: Annotated[bool, typer.Option(help="Disable shared-prefix reuse (for comparison).")] = False,
     allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the request cache.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder (default: $EVALSUITE_CACHE/requests or ~/.cache/evalsuite/requests).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate MODEL on a suite or tasks; the last line printed is the results JSON path."""
@@ -117,12 +121,18 @@ def run(
         shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens,
         max_length=max_length, add_bos=add_bos, data_dir=data_dir, include=list(include or []),
         trust_remote_code=trust_remote_code, share_prefixes=not no_prefix_sharing, allow_any_path=allow_any_path,
+        use_cache=not no_cache, cache_dir=cache_dir,
     )
     result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))
     t = result.record["timings"]
-    typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total) in {t['compute_s']:.1f}s compute, "
-               f"{t['total_s']:.1f}s total")
+    typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
+               f"in {t['compute_s']:.1f}s compute, {t['total_s']:.1f}s total")
+    bad = {name: sum(len(p["errors"]) for p in task["prompts"].values()) for name, task in result.record["tasks"].items()}
+    for name, n in bad.items():
+        if n:
+            typer.echo(f"warning: {name}: {n} example(s) dropped because the model returned non-finite log-probabilities "
+                       "(listed under 'errors' in the results)", err=True)
     typer.echo(str(result.results_path))
 
 
@@ -246,6 +256,42 @@ def demo(
     result = _guard(go)
     typer.echo(format_table(result.record))
     typer.echo(str(result.results_path))
+
+
+@cache_app.command("info")
+def cache_info(
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List cached models (namespaces): shards, responses and size."""
+    from evalsuite.cache import default_root, info
+
+    rows = info(cache_dir)
+    if json_out:
+        typer.echo(json.dumps({"root": str(cache_dir or default_root()), "namespaces": rows}, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"cache: {cache_dir or default_root()}")
+    for r in rows:
+        ident = r["identity"] or {}
+        typer.echo(f"  {r['namespace']}  {r['responses']:>8} responses  {r['shards']:>3} shards  {r['bytes'] / 1e6:8.2f} MB  "
+                   f"{ident.get('backend', '?')} {ident.get('model', '?')} {ident.get('dtype', '')}")
+    if not rows:
+        typer.echo("  (empty)")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder.")] = None,
+    namespace: Annotated[Optional[str], typer.Option(help="Only this namespace (prefix).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete cached responses."""
+    from evalsuite.cache import clear, default_root
+
+    if not yes and not typer.confirm(f"delete cached responses under {cache_dir or default_root()}?"):
+        raise typer.Exit(1)
+    n = clear(cache_dir, namespace)
+    typer.echo(f"removed {n} namespace(s)")
 
 
 def _steps(value: Optional[str]) -> Optional[list[int]]:

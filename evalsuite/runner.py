@@ -7,6 +7,7 @@ checked before the model is loaded and before anything is written.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import sys
 import time
@@ -18,7 +19,8 @@ from typing import Any, Callable
 from evalsuite import __version__
 from evalsuite.backends.base import Backend
 from evalsuite.core.errors import UsageError
-from evalsuite.core.records import Request, Response
+from evalsuite.cache import RequestCache, namespace
+from evalsuite.core.records import Request, Response, stable_hash
 from evalsuite.data import shot_rows, source_rows, to_examples
 from evalsuite.prompts import PromptedExample, build
 from evalsuite.scoring import PromptScore, score_task
@@ -50,6 +52,10 @@ class RunConfig:
     trust_remote_code: bool = False
     share_prefixes: bool = True
     allow_any_path: bool = False
+    use_cache: bool = True
+    """Read and write the request cache (``--no-cache`` turns it off)."""
+    cache_dir: Path | None = None
+    """Request cache folder (default ``$EVALSUITE_CACHE/requests`` or ``~/.cache/evalsuite/requests``)."""
     series: str | None = None
     """Name of the checkpoint series this model belongs to (``evalsuite track``)."""
     step: int | None = None
@@ -101,6 +107,43 @@ def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask
     return prepared
 
 
+def check_model_argument(cfg: RunConfig) -> None:
+    """Refuse a --model that cannot be a model before anything is loaded (exit 2)."""
+    if cfg.backend == "fake":
+        return
+    p = Path(cfg.model)
+    if p.exists():
+        if p.is_file():
+            raise UsageError(f"--model {cfg.model}: is a file; give a model folder (saved with save_pretrained) or a hub id")
+        if not (p / "config.json").exists():
+            raise UsageError(f"--model {cfg.model}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+    elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1 or cfg.model.count("\\"):
+        raise UsageError(f"--model {cfg.model}: no such model folder")
+
+
+def _hf_options(cfg: RunConfig) -> Any:
+    from evalsuite.backends.hf import HFOptions
+
+    return HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, max_length=cfg.max_length,
+                     add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
+
+
+def backend_identity(cfg: RunConfig) -> dict[str, Any]:
+    """The backend's identity without loading weights: keys the request cache and is recorded in results."""
+    from evalsuite.fingerprint import fingerprint
+
+    match cfg.backend:
+        case "fake":
+            from evalsuite.backends.fake import FakeBackend
+
+            return FakeBackend(seed=cfg.model).identity()
+        case "hf":
+            from evalsuite.backends.hf import static_identity
+
+            return static_identity(cfg.model, _hf_options(cfg), fingerprint(cfg.model))
+    raise UsageError(f"unknown backend '{cfg.backend}'; use hf or fake")
+
+
 def make_backend(cfg: RunConfig) -> Backend:
     from evalsuite.fingerprint import fingerprint
 
@@ -110,13 +153,20 @@ def make_backend(cfg: RunConfig) -> Backend:
 
             return FakeBackend(seed=cfg.model)
         case "hf":
-            from evalsuite.backends.hf import HFBackend, HFOptions
+            from evalsuite.backends.hf import HFBackend
 
-            opts = HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, max_length=cfg.max_length,
-                             add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
-            fp = fingerprint(cfg.model)
-            return HFBackend(cfg.model, opts, fingerprint=fp)
+            return HFBackend(cfg.model, _hf_options(cfg), fingerprint=fingerprint(cfg.model))
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf or fake")
+
+
+def _config_record(cfg: RunConfig) -> dict[str, Any]:
+    return {
+        "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
+        "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
+        "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
+        "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
+        "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
+    }
 
 
 def _versions() -> dict[str, str | None]:
@@ -164,33 +214,57 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
                 n_requests += 1
                 unique.setdefault(r.id, r)
     t_prep = time.perf_counter()
-    if backend is None:
-        backend = make_backend(cfg)
-    t_load = time.perf_counter()
+    check_model_argument(cfg)
+    identity = backend.identity() if backend is not None else backend_identity(cfg)
     requests = list(unique.values())
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(requests), desc="requests", unit="req", file=sys.stderr, dynamic_ncols=True,
-                   disable=None)
+    cache = RequestCache(identity, cfg.cache_dir) if cfg.use_cache else None
+    responses: dict[str, Response] = cache.lookup(r.id for r in requests) if cache else {}
+    todo = [r for r in requests if r.id not in responses]
+    t_load = t_compute = time.perf_counter()
     try:
-        responses = compute(backend, requests, bar.update if bar else None)
+        if todo:
+            if backend is None:
+                backend = make_backend(cfg)  # weights are loaded only when something is not cached
+            t_load = time.perf_counter()
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc="requests", unit="req",
+                           file=sys.stderr, dynamic_ncols=True, disable=None)
+
+            def sink(r: Response) -> None:
+                responses[r.request_id] = r
+                if cache is not None:
+                    cache.put(r)
+                if bar is not None:
+                    bar.update(1)
+
+            try:
+                backend.compute(todo, sink)
+            finally:
+                if bar is not None:
+                    bar.close()
+            missing = [r.id for r in todo if r.id not in responses]
+            if missing:  # pragma: no cover - a backend bug, never user input
+                raise RuntimeError(f"backend returned no response for {len(missing)} requests")
+            t_compute = time.perf_counter()
     finally:
-        if bar:
-            bar.close()
-    t_compute = time.perf_counter()
+        if cache is not None:
+            cache.close()
+    backend_name = backend.name if backend is not None else cfg.backend
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
     out_dir = cfg.output / safe_name(cfg.model)
-    identity = backend.identity()
+    run_key = stable_hash([identity, _config_record(cfg), [p.task.hash for p in prepared]], 12)
     tasks_out: dict[str, Any] = {}
     scores: dict[str, list[PromptScore]] = {}
     flat: dict[str, dict[str, float | None]] = {}
     for p in prepared:
-        ps, samples = score_task(p.task, p.prompted, responses, backend.name)
+        ps, samples = score_task(p.task, p.prompted, responses, backend_name)
         scores[p.task.spec.task] = ps
-        samples_name = f"samples_{p.task.spec.task}_{stamp}.jsonl"
+        # named by content, not time: the same run twice gives byte-identical results JSON (but for timings)
+        samples_name = f"samples_{p.task.spec.task}_{run_key}.jsonl"
         atomic_write_jsonl(out_dir / samples_name, (s.record for s in samples))
         spec = p.task.spec
         tasks_out[spec.task] = {
@@ -225,13 +299,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         "command": argv if argv is not None else sys.argv,
         "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
                   "series": cfg.series, "step": cfg.step},
-        "config": {
-            "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
-            "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
-            "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
-            "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
-            "trust_remote_code": cfg.trust_remote_code,
-        },
+        "config": _config_record(cfg),
         "results": flat,
         "tasks": tasks_out,
         "versions": _versions(),
@@ -243,10 +311,14 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "total_s": round(t_end - t0, 3),
             "requests": n_requests,
             "unique_requests": len(requests),
-            "backend_calls": getattr(backend, "calls", None),
-            "tokens_computed": getattr(backend, "tokens_computed", None),
+            "backend_calls": getattr(backend, "calls", 0) if backend is not None else 0,
+            "tokens_computed": getattr(backend, "tokens_computed", 0) if backend is not None else 0,
+            "oom_retries": getattr(backend, "oom_retries", 0) if backend is not None else 0,
+            "model_loaded": backend is not None,
+            "cache": {"enabled": cache is not None, "hits": len(requests) - len(todo), "computed": len(todo),
+                      "namespace": namespace(identity) if cache is not None else None},
         },
     }
-    path = out_dir / f"results_{stamp}.json"
+    path = out_dir / f"results_{stamp}-{os.getpid()}.json"
     atomic_write_json(path, record)
     return RunResult(path, record, scores)

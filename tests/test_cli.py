@@ -105,13 +105,13 @@ def test_usage_errors_exit_2(tmp_path: Path):
     assert r.exit_code == 2 and "native" in r.output
 
 
-def test_model_errors_exit_1(tmp_path: Path):
+def test_bad_model_arguments_exit_2(tmp_path: Path):
     notmodel = tmp_path / "not-a-model"
     notmodel.mkdir()
     r = runner.invoke(app, ["run", "--model", str(notmodel), "--tasks", "demo_sentiment_ar", "-o", str(tmp_path / "o"), "-q"])
-    assert r.exit_code == 1 and "not a model folder" in r.output
+    assert r.exit_code == 2 and "not a model folder" in r.output
     r = runner.invoke(app, ["run", "--model", str(tmp_path / "missing"), "--tasks", "demo_sentiment_ar", "-o", str(tmp_path / "o"), "-q"])
-    assert r.exit_code == 1 and "no such model folder" in r.output
+    assert r.exit_code == 2 and "no such model folder" in r.output
 
 
 def test_offline_hub_task_fails_fast_with_a_local_hint(tmp_path: Path):

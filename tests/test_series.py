@@ -151,9 +151,9 @@ def test_watcher_waits_for_complete_checkpoints_and_survives_corrupt_ones(series
 def test_track_with_fake_backend_counts_calls(series_dir: Path, tmp_path: Path):
     backend = FakeBackend()
     s = discover(str(series_dir), steps=[0])
-    rep = track(s, RunConfig(model="-", tasks="demo_sentiment_ar", output=tmp_path, backend="fake"),
+    rep = track(s, RunConfig(model="-", tasks="demo_sentiment_ar", output=tmp_path, backend="fake", cache_dir=tmp_path / "cache"),
                 make_backend=lambda cfg: backend)
     assert rep.evaluated == ["checkpoint-0"] and backend.calls == 1
-    rep2 = track(s, RunConfig(model="-", tasks="demo_sentiment_ar", output=tmp_path, backend="fake"),
+    rep2 = track(s, RunConfig(model="-", tasks="demo_sentiment_ar", output=tmp_path, backend="fake", cache_dir=tmp_path / "cache"),
                  make_backend=lambda cfg: backend)
     assert rep2.reused == ["checkpoint-0"] and backend.calls == 1

@@ -60,6 +60,39 @@ def _dtype(name: str, device: str) -> Any:
     return table[name]
 
 
+def config_max_length(model_id: str) -> int | None:
+    """max_position_embeddings from a local config.json, without loading the model."""
+    import json
+
+    cfg = Path(model_id) / "config.json"
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(data.get(key), int):
+            return int(data[key])
+    text = data.get("text_config")
+    if isinstance(text, dict) and isinstance(text.get("max_position_embeddings"), int):
+        return int(text["max_position_embeddings"])
+    return None
+
+
+def static_identity(model_id: str, options: HFOptions, fingerprint: str | None) -> dict[str, Any]:
+    """What determines this backend's numbers, computed without loading weights (keys the cache)."""
+    device = resolve_device(options.device)
+    dtype = _dtype(options.dtype, device)
+    return {
+        "backend": "hf",
+        "model": model_id,
+        "fingerprint": fingerprint,
+        "dtype": str(dtype).removeprefix("torch."),
+        "max_length": int(options.max_length or config_max_length(model_id) or 2048),
+        "add_bos": options.add_bos,
+        "tokenization": "lmeval-0.4.13-pairs",
+    }
+
+
 def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local folder or a hub id, with clear errors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -126,12 +159,13 @@ class HFBackend:
         self.model = model
         self.tok = tokenizer
         self.fingerprint = fingerprint
-        cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
+        cfg_len = config_max_length(model_id) or getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_length = int(self.opts.max_length or cfg_len)
         self.encoder = PairEncoder(tokenizer, self.max_length, self.opts.add_bos)
         self.calls = 0
         self.tokens_computed = 0
         self.truncated = 0
+        self.oom_retries = 0
         if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -143,6 +177,7 @@ class HFBackend:
             "dtype": str(self.torch_dtype).removeprefix("torch."),
             "max_length": self.max_length,
             "add_bos": self.opts.add_bos,
+            "tokenization": "lmeval-0.4.13-pairs",
             "prefix_token": self.encoder.prefix_token,
         }
 
@@ -223,25 +258,52 @@ class HFBackend:
             g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
             # groups are sorted by depth, so g.depth is the chunk's padded prefix width
             if chunk and ((len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
-                self._run_chunk(items, chunk, done, torch)
+                self._run_chunk_retry(items, chunk, done, torch)
                 chunk, longest, tail_tokens = [], 0, 0
             chunk.append(g)
             longest = max(longest, g.depth)
             tail_tokens += g_tail
         if chunk:
-            self._run_chunk(items, chunk, done, torch)
+            self._run_chunk_retry(items, chunk, done, torch)
 
     def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
         self.calls += 1
-        self.tokens_computed += int(attention_mask[:, -input_ids.shape[1]:].sum())
         try:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=past, use_cache=True)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=past, use_cache=True)
         except RuntimeError as e:
-            if "out of memory" in str(e).lower():
-                raise BackendError(f"out of memory on a batch of {input_ids.shape[0]}×{input_ids.shape[1]} tokens; "
-                                   "lower --batch-tokens") from None
+            _raise_if_oom(e, input_ids.shape)
             raise
+        self.tokens_computed += int(attention_mask[:, -input_ids.shape[1]:].sum())
+        return out
+
+    def _run_chunk_retry(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
+        """Run a chunk; on out-of-memory in its prefix pass, halve it and retry, down to one group."""
+        try:
+            self._run_chunk(items, chunk, done, torch)
+        except _OutOfMemory as e:
+            if len(chunk) == 1:
+                raise BackendError(f"out of memory even for a single prefix of {chunk[0].depth} tokens ({e}); "
+                                   "use a smaller --max-length, another --dtype or a larger device") from None
+            self.oom_retries += 1
+            half = len(chunk) // 2
+            self._run_chunk_retry(items, chunk[:half], done, torch)
+            self._run_chunk_retry(items, chunk[half:], done, torch)
+
+    def _run_tails_retry(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]],
+                         layers: Any, prefix_mask: Any, partial: dict, done: Any, torch: Any) -> None:
+        """Run a tail batch; on out-of-memory, halve it and retry, down to one row."""
+        T = max(len(items[m].tokens) - chunk[gi].depth - 1 for gi, m in batch)
+        try:
+            self._run_tails(items, chunk, batch, T, layers, prefix_mask, partial, done, torch)
+        except _OutOfMemory as e:
+            if len(batch) == 1:
+                raise BackendError(f"out of memory even for one continuation of {T} tokens ({e}); "
+                                   "use a smaller --max-length, another --dtype or a larger device") from None
+            self.oom_retries += 1
+            half = len(batch) // 2
+            self._run_tails_retry(items, chunk, batch[:half], layers, prefix_mask, partial, done, torch)
+            self._run_tails_retry(items, chunk, batch[half:], layers, prefix_mask, partial, done, torch)
 
     def _run_chunk(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
         dev = self.device
@@ -313,7 +375,7 @@ class HFBackend:
                     break
                 longest = max(longest, L)
                 j += 1
-            self._run_tails(items, chunk, tails[i:j], longest, layers, mask, partial, done, torch)
+            self._run_tails_retry(items, chunk, tails[i:j], layers, mask, partial, done, torch)
             i = j
 
     def _run_tails(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]], T: int,
@@ -358,52 +420,84 @@ class HFBackend:
 
     # ---- generation -------------------------------------------------------
     def _generate(self, requests: list[Request], sink: Sink) -> None:
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
+        bs = max(1, self.opts.gen_batch_size)
+        for s in range(0, len(order), bs):
+            # group by generation params so one generate() call shares them
+            by_params: dict[Any, list[int]] = {}
+            for i in order[s: s + bs]:
+                by_params.setdefault(requests[i].generation, []).append(i)
+            for params, members in by_params.items():
+                self._generate_retry(requests, members, params, sink)
+
+    def _generate_retry(self, requests: list[Request], members: list[int], params: Any, sink: Sink) -> None:
+        """Generate for ``members``; on out-of-memory, halve the batch and retry, down to one prompt."""
+        try:
+            self._generate_batch(requests, members, params, sink)
+        except _OutOfMemory as e:
+            if len(members) == 1:
+                raise BackendError(f"out of memory generating for a single prompt ({e})") from None
+            self.oom_retries += 1
+            half = len(members) // 2
+            self._generate_retry(requests, members[:half], params, sink)
+            self._generate_retry(requests, members[half:], params, sink)
+
+    def _generate_batch(self, requests: list[Request], members: list[int], params: Any, sink: Sink) -> None:
         import torch
 
         tok = self.tok
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         if pad is None:
             pad = 0
-        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
-        bs = max(1, self.opts.gen_batch_size)
-        for s in range(0, len(order), bs):
-            idx = order[s: s + bs]
-            # group by generation params so one generate() call shares them
-            by_params: dict[Any, list[int]] = {}
-            for i in idx:
-                by_params.setdefault(requests[i].generation, []).append(i)
-            for params, members in by_params.items():
-                assert params is not None
-                room = max(1, self.max_length - params.max_new_tokens)
-                encs = []
-                trunc = []
-                for i in members:
-                    e = self.encoder.encode(requests[i].context)
-                    if self.opts.add_bos or not e:
-                        e = [self.encoder.prefix_token] + e
-                    trunc.append(len(e) > room)
-                    encs.append(e[-room:])
-                L = max(len(e) for e in encs)
-                ids = torch.full((len(encs), L), pad, dtype=torch.long)
-                mask = torch.zeros((len(encs), L), dtype=torch.long)
-                for b, e in enumerate(encs):
-                    ids[b, L - len(e):] = torch.tensor(e, dtype=torch.long)
-                    mask[b, L - len(e):] = 1
-                self.calls += 1
-                kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, do_sample=False,
-                                              repetition_penalty=params.repetition_penalty, pad_token_id=pad,
-                                              num_beams=1, temperature=None, top_p=None, top_k=None)
-                if params.stop:
-                    kwargs["stop_strings"] = list(params.stop)
-                    kwargs["tokenizer"] = tok
-                out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
-                for b, i in enumerate(members):
-                    new = out[b, L:].tolist()
-                    if tok.eos_token_id is not None and tok.eos_token_id in new:
-                        new = new[: new.index(tok.eos_token_id)]
-                    text = tok.decode(new, skip_special_tokens=True)
-                    text = cut_at_stop(text, params.stop)
-                    sink(Response(requests[i].id, text=text, n_tokens=len(new), truncated=trunc[b]))
+        room = max(1, self.max_length - params.max_new_tokens)
+        encs = []
+        trunc = []
+        for i in members:
+            e = self.encoder.encode(requests[i].context)
+            if self.opts.add_bos or not e:
+                e = [self.encoder.prefix_token] + e
+            trunc.append(len(e) > room)
+            encs.append(e[-room:])
+        L = max(len(e) for e in encs)
+        ids = torch.full((len(encs), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(encs), L), dtype=torch.long)
+        for b, e in enumerate(encs):
+            ids[b, L - len(e):] = torch.tensor(e, dtype=torch.long)
+            mask[b, L - len(e):] = 1
+        self.calls += 1
+        kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, do_sample=False,
+                                      repetition_penalty=params.repetition_penalty, pad_token_id=pad,
+                                      num_beams=1, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs["stop_strings"] = list(params.stop)
+            kwargs["tokenizer"] = tok
+        try:
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
+        except RuntimeError as e:
+            _raise_if_oom(e, ids.shape)
+            raise
+        for b, i in enumerate(members):
+            new = out[b, L:].tolist()
+            if tok.eos_token_id is not None and tok.eos_token_id in new:
+                new = new[: new.index(tok.eos_token_id)]
+            text = cut_at_stop(tok.decode(new, skip_special_tokens=True), params.stop)
+            sink(Response(requests[i].id, text=text, n_tokens=len(new), truncated=trunc[b]))
+
+
+class _OutOfMemory(Exception):
+    """Internal: a forward pass ran out of device memory (the caller halves the batch)."""
+
+
+def _raise_if_oom(e: BaseException, shape: Any) -> None:
+    if "out of memory" in str(e).lower():
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # pragma: no cover
+            pass
+        raise _OutOfMemory(f"batch {tuple(shape)}") from None
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
