@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
 app.add_typer(tasks_app, name="tasks")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the request cache.")
+leaderboard_app = typer.Typer(no_args_is_help=True, help="Build static HTML leaderboards from results.")
+app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(cache_app, name="cache")
 
 
@@ -256,6 +258,11 @@ def demo(
     result = _guard(go)
     typer.echo(format_table(result.record))
     typer.echo(str(result.results_path))
+    from evalsuite.spec.catalog import shipped_dir
+
+    lb = shipped_dir("leaderboards") / "demo.yaml"
+    index, _view = _guard(lambda: build_leaderboard(lb, [output / "results"], output / "site"))
+    typer.echo(f"leaderboard: {index}")
 
 
 @cache_app.command("info")
@@ -292,6 +299,40 @@ def cache_clear(
         raise typer.Exit(1)
     n = clear(cache_dir, namespace)
     typer.echo(f"removed {n} namespace(s)")
+
+
+def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -> tuple[Path, Any]:
+    """Build the static site; returns (index.html, view)."""
+    from evalsuite.leaderboard.render import render_site
+    from evalsuite.leaderboard.spec import load_leaderboard
+    from evalsuite.leaderboard.view import build_view, load_results
+
+    spec = load_leaderboard(definition)
+    folders = list(results) if results else [(definition.parent / r) for r in spec.results]
+    view = build_view(spec, folders)
+    n = len(load_results(folders)[0])
+    return render_site(view, out, n), view
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    definition: Annotated[Path, typer.Argument(help="Leaderboard YAML (e.g. leaderboards/arabic.yaml).")],
+    results: Annotated[Optional[list[Path]], typer.Option("--results", "-r", help="Results folder or file (repeatable; overrides the YAML).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default reports/<name>/).")] = None,
+) -> None:
+    """Write a static leaderboard site (index, task, model, sample and series pages)."""
+
+    def go() -> Any:
+        from evalsuite.leaderboard.spec import load_leaderboard
+
+        target = out or Path("reports") / load_leaderboard(definition).leaderboard
+        return build_leaderboard(definition, results, target)
+
+    index, view = _guard(go)
+    for path, why in view.skipped:
+        typer.echo(f"skipped {path}: {why}", err=True)
+    typer.echo(f"{len(view.models)} models, {len(view.columns)} tasks")
+    typer.echo(str(index))
 
 
 def _steps(value: Optional[str]) -> Optional[list[int]]:

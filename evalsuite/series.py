@@ -286,12 +286,16 @@ def task_signal(task: str, points: list[StepScores], window: int = 3, seed_std: 
     base = statistics.fmean(p.baseline for p in pts) if pts else 0.0
     mono = spearman([float(s) for s in steps], med)
     tail = pts[-window:]
+    single_prompt = all(len(p.by_prompt) < 2 for p in pts)
+    if seed_std is None and single_prompt:
+        # no across-prompt (or across-seed) noise estimate: SNR and non-randomness are undefined, not infinite
+        tail = []
     noise = seed_std if seed_std is not None else (statistics.fmean(p.spread for p in tail) if tail else 0.0)
     above = statistics.fmean(p.median - p.baseline for p in tail) if tail else 0.0
     eps = 1e-9
     snr = None if not tail else (above / noise if noise > eps else (math.inf if above > eps else 0.0))
     best = max(med) if med else 0.0
-    nonrand = None if not pts else ((best - base) / noise if noise > eps else (math.inf if best - base > eps else 0.0))
+    nonrand = None if not tail else ((best - base) / noise if noise > eps else (math.inf if best - base > eps else 0.0))
     switches = [a.best_prompt != b.best_prompt for a, b in zip(pts, pts[1:]) if len(a.by_prompt) > 1]
     psr = sum(switches) / len(switches) if switches else None
     mean = statistics.fmean(med) if med else 0.0

@@ -157,3 +157,21 @@ def test_track_with_fake_backend_counts_calls(series_dir: Path, tmp_path: Path):
     rep2 = track(s, RunConfig(model="-", tasks="demo_sentiment_ar", output=tmp_path, backend="fake", cache_dir=tmp_path / "cache"),
                  make_backend=lambda cfg: backend)
     assert rep2.reused == ["checkpoint-0"] and backend.calls == 1
+
+
+def test_leaderboard_has_a_series_page_with_curves(series_dir: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    out = tmp_path / "results"
+    track(discover(str(series_dir)), RunConfig(model="-", tasks="demo_lastword_ar,demo_sentiment_ar", output=out, device="cpu"))
+    root = Path(__file__).resolve().parents[1]
+    res = CliRunner().invoke(app, ["leaderboard", "build", str(root / "leaderboards" / "demo.yaml"), "-r", str(out),
+                                   "-o", str(tmp_path / "site")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "site" / "series.html").read_text(encoding="utf-8")
+    assert page.count("<polyline") == 3  # two tasks + the suite score, one series
+    assert "stroke-dasharray" in page and "Early-signal statistics" in page and "demo_lastword_ar" in page
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "step 150" in index

@@ -17,12 +17,17 @@ from evalsuite.spec.yamlpos import load_yaml
 from evalsuite.spec.models import SuiteSpec
 
 
-def shipped_tasks_dir() -> Path:
-    """The ``tasks/`` folder: inside the installed package, or beside it in a checkout."""
-    packaged = Path(str(resources.files("evalsuite"))) / "_tasks"
+def shipped_dir(name: str) -> Path:
+    """A shipped top-level folder (``tasks``, ``leaderboards``): inside the installed package, or in the checkout."""
+    packaged = Path(str(resources.files("evalsuite"))) / f"_{name}"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "tasks"
+    return Path(__file__).resolve().parents[2] / name
+
+
+def shipped_tasks_dir() -> Path:
+    """The ``tasks/`` folder: inside the installed package, or beside it in a checkout."""
+    return shipped_dir("tasks")
 
 
 def _display(path: Path, root: Path) -> str:

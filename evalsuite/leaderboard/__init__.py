@@ -1,0 +1,1 @@
+"""Static HTML leaderboards: ``view`` computes everything, ``render`` only formats."""
