@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
 app.add_typer(tasks_app, name="tasks")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the request cache.")
+calame_app = typer.Typer(no_args_is_help=True, help="Build CALAME-style last-word items from raw text.")
+app.add_typer(calame_app, name="calame")
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Build static HTML leaderboards from results.")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(cache_app, name="cache")
@@ -47,6 +49,12 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+
+
+def _one_or_many(paths: Optional[list[Path]]) -> Path | list[Path] | None:
+    if not paths:
+        return None
+    return paths[0] if len(paths) == 1 else list(paths)
 
 
 def _version(value: bool) -> None:
@@ -104,11 +112,12 @@ def run(
     batch_tokens: Annotated[int, typer.Option(min=1, help="Token budget per forward batch.")] = 4096,
     max_length: Annotated[Optional[int], typer.Option(min=2, help="Override the model's context length.")] = None,
     add_bos: Annotated[bool, typer.Option("--add-bos/--no-add-bos", help="Start every sequence with BOS (lm-eval's default is no).")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding local data files named by the tasks' data.local.path.")] = None,
+    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files named by the tasks' data.local.path (repeatable: each task uses the first folder that has its file).")] = None,
     include: Annotated[Optional[list[Path]], typer.Option(help="Extra folder of task YAML files (repeatable).")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
     no_prefix_sharing: Annotated[bool, typer.Option(help="Disable shared-prefix reuse (for comparison).")] = False,
     allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
+    skip_unavailable: Annotated[Optional[bool], typer.Option("--skip-unavailable/--no-skip-unavailable", help="Skip (and list) tasks whose data cannot be had (default: on for --suite, off for --tasks).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the request cache.")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder (default: $EVALSUITE_CACHE/requests or ~/.cache/evalsuite/requests).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -121,15 +130,17 @@ def run(
         model=model, suite=suite, tasks=tasks, output=output, limit=limit,
         prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None,
         shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens,
-        max_length=max_length, add_bos=add_bos, data_dir=data_dir, include=list(include or []),
+        max_length=max_length, add_bos=add_bos, data_dir=_one_or_many(data_dir), include=list(include or []),
         trust_remote_code=trust_remote_code, share_prefixes=not no_prefix_sharing, allow_any_path=allow_any_path,
-        use_cache=not no_cache, cache_dir=cache_dir,
+        use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
     )
     result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))
     t = result.record["timings"]
     typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
                f"in {t['compute_s']:.1f}s compute, {t['total_s']:.1f}s total")
+    for name, why in result.record.get("skipped_tasks", {}).items():
+        typer.echo(f"skipped {name}: no data ({why})", err=True)
     bad = {name: sum(len(p["errors"]) for p in task["prompts"].values()) for name, task in result.record["tasks"].items()}
     for name, n in bad.items():
         if n:
@@ -237,6 +248,19 @@ def tasks_show(
     _guard(go)
 
 
+@tasks_app.command("docs")
+def tasks_docs(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown file to write.")] = Path("docs/tasks.md"),
+) -> None:
+    """Write docs/tasks.md from the shipped task YAML."""
+    from evalsuite.spec.catalog import Catalog
+    from evalsuite.store import atomic_write_bytes
+    from evalsuite.taskdocs import render_tasks_md
+
+    atomic_write_bytes(out, render_tasks_md(Catalog.discover()).encode("utf-8"))
+    typer.echo(str(out))
+
+
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the demo model and results go.")] = Path("evalsuite-demo"),
@@ -335,6 +359,36 @@ def leaderboard_build(
     typer.echo(str(index))
 
 
+@calame_app.command("build")
+def calame_build(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Raw text (UTF-8); blank lines separate passages.")],
+    lang: Annotated[str, typer.Option(help="Language, ISO 639-3 + script, e.g. arb_Arab or por_Latn.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Items JSONL (id, context, last_word).")],
+    context_sentences: Annotated[int, typer.Option(min=0, max=20, help="Preceding sentences kept as context.")] = 2,
+    filter_model: Annotated[Optional[Path], typer.Option(help="Drop items this model predicts from the last sentence alone.")] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Turn raw text into CALAME-style items (target = a sentence's last content word)."""
+    import re as _re
+
+    from evalsuite.calame import build, model_filter, write_jsonl
+    from evalsuite.core.errors import UsageError
+
+    def go() -> int:
+        if not _re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}", lang):
+            raise UsageError(f"--lang {lang}: use ISO 639-3 + script, e.g. arb_Arab")
+        try:
+            text = input.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"{input}: cannot read as UTF-8 text ({type(e).__name__})") from None
+        predicts = model_filter(str(filter_model), device) if filter_model else None
+        return write_jsonl(build(text, lang, context_sentences, predicts), out)
+
+    n = _guard(go)
+    typer.echo(f"{n} items")
+    typer.echo(str(out))
+
+
 def _steps(value: Optional[str]) -> Optional[list[int]]:
     if not value:
         return None
@@ -362,7 +416,7 @@ def track(
     device: Annotated[str, typer.Option()] = "auto",
     dtype: Annotated[str, typer.Option()] = "auto",
     batch_tokens: Annotated[int, typer.Option(min=1)] = 4096,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding local data files.")] = None,
+    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
     include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
     log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
 ) -> None:
@@ -373,7 +427,7 @@ def track(
 
     base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
                      prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
-                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=data_dir,
+                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
                      include=list(include or []))
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
 

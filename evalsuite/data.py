@@ -226,6 +226,25 @@ def _apply_rename(rows: Rows, rename: dict[str, str], task: LoadedTask, where: t
     return out
 
 
+def choose_data_dir(task: LoadedTask, data_dirs: Path | list[Path] | None) -> Path | None:
+    """Of the --data-dir folders, the first that holds the task's local file; None for a sample shipped
+    beside the task when no folder has the file; else the first folder (for the error message)."""
+    if isinstance(data_dirs, Path):
+        data_dirs = [data_dirs]
+    if data_dirs is None:
+        return None
+    if not data_dirs:
+        return None
+    src = task.spec.data.local
+    if src is not None and not Path(src.path).is_absolute():
+        for d in data_dirs:
+            if (d / src.path).exists():
+                return d
+        if (task.file.parent / src.path).exists():
+            return None  # a sample shipped beside the task
+    return data_dirs[0]
+
+
 def source_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = False) -> tuple[Rows, list[dict[str, Any]]]:
     """The evaluated split's rows, after renaming; picks local or hub as documented."""
     d = task.spec.data
@@ -239,7 +258,8 @@ def source_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = 
         path = resolve_local_path(task, d.local, data_dir, allow_any_path)
         if not path.exists():
             where = f"--data-dir {data_dir}" if data_dir is not None else "the task file's folder"
-            raise SpecError(task.problem(("data", "local", "path"), f"data file not found: {path} (resolved against {where})"))
+            raise DataUnavailableError(str(task.problem(("data", "local", "path"),
+                                                        f"data file not found: {path} (resolved against {where})")))
         rows = read_local(path, d.local, str(path))
         renamed = _apply_rename(rows, d.local.rename, task, ("data", "local"))
     else:

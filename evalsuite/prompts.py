@@ -33,19 +33,22 @@ class PromptedExample:
     gold: int | None
     """Index of the gold choice (multiple_choice)."""
     target: str
-    """Gold label name (multiple_choice), or reference text / target word."""
+    """Gold label name (multiple_choice), reference text / target word, or the number (regression)."""
     cluster: str
     """Cluster key for the bootstrap (the example id when the task has none)."""
     requests: tuple[Request, ...]
+    gold_labels: tuple[str, ...] = ()
+    """multi_label: the labels whose answer is yes."""
 
 
 class _Renderer:
     def __init__(self, task: LoadedTask):
         self.task = task
 
-    def __call__(self, source: str, fields: dict[str, Any], path: PathT, origin: str) -> str:
+    def __call__(self, source: str, fields: dict[str, Any], path: PathT, origin: str, **extra: Any) -> str:
         try:
-            return render(source, fields)
+            # every template also sees the whole row as `doc` (for column names that are not identifiers)
+            return render(source, {**fields, "doc": fields, **extra})
         except Exception as e:
             raise SpecError(self.task.problem(path, f"{template_error_message(e)} (while rendering {origin})")) from None
 
@@ -98,11 +101,26 @@ def build(
         g = spec.generation
         gen = GenerationParams(g.max_new_tokens, tuple(g.stop), g.repetition_penalty)
     labels = spec.labels or []
+    pmi = any(m.name == "acc_pmi" for m in spec.metrics)
     bad_labels: list[Problem] = []
     out: list[PromptedExample] = []
     for ex in examples:
-        target = gold_label(task, ex.fields, ex.origin, label_map)
+        ml = spec.output_type is OutputType.MULTI_LABEL
+        target = "" if ml else gold_label(task, ex.fields, ex.origin, label_map)
         gold: int | None = None
+        gold_set: tuple[str, ...] = ()
+        if ml:
+            truthy = {"1", "true", "yes", "1.0"}
+            gold_set = tuple(lab for lab in labels
+                             if r(spec.doc_to_target, ex.fields, ("doc_to_target",), ex.origin, label=lab).strip().lower() in truthy)
+            target = "|".join(gold_set)
+        elif spec.output_type is OutputType.REGRESSION:
+            try:
+                float(target)
+            except ValueError:
+                if len(bad_labels) < 10:
+                    bad_labels.append(task.problem(("doc_to_target",), f"target '{target}' of {ex.origin} is not a number"))
+                continue
         if spec.output_type is OutputType.MULTIPLE_CHOICE:
             if target not in labels:
                 if len(bad_labels) < 10:
@@ -118,7 +136,13 @@ def build(
             candidates = [s for s in pool or [] if not (same_pool and s.id == ex.id)]
             shots_for_ex = rng.sample(candidates, k)
         for pi, p in variants:
-            text = r(p.doc_to_text, ex.fields, ("prompts", pi, "doc_to_text"), ex.origin)
+            if ml:
+                # the example's display context is its first per-label question
+                first = labels[0] if labels else ""
+                first_text = r(p.doc_to_choice[0], ex.fields, ("prompts", pi, "doc_to_choice", 0), ex.origin) if p.doc_to_choice else first
+                text = r(p.doc_to_text, ex.fields, ("prompts", pi, "doc_to_text"), ex.origin, label=first, label_text=first_text)
+            else:
+                text = r(p.doc_to_text, ex.fields, ("prompts", pi, "doc_to_text"), ex.origin)
             parts: list[str] = []
             for s in shots_for_ex:
                 s_text = r(p.doc_to_text, s.fields, ("prompts", pi, "doc_to_text"), s.origin)
@@ -127,13 +151,25 @@ def build(
             context = desc + "".join(x + p.fewshot_delimiter for x in parts) + text
             choices: tuple[str, ...] = ()
             match spec.output_type:
-                case OutputType.MULTIPLE_CHOICE:
+                case OutputType.MULTIPLE_CHOICE | OutputType.REGRESSION:
                     assert p.doc_to_choice is not None
                     choices = tuple(r(c, ex.fields, ("prompts", pi, "doc_to_choice", ci), ex.origin)
                                     for ci, c in enumerate(p.doc_to_choice))
                     reqs = tuple(Request(RequestKind.LOGLIKELIHOOD, context, p.target_delimiter + c) for c in choices)
                     if any(not (context + q.continuation) for q in reqs):
                         raise SpecError(task.problem(("prompts", pi), f"empty prompt and choice for {ex.origin}"))
+                    if pmi:
+                        # unconditional scores for PMI: the same continuation after the prefix token only
+                        reqs += tuple(Request(RequestKind.LOGLIKELIHOOD, "", p.target_delimiter + c) for c in choices)
+                case OutputType.MULTI_LABEL:
+                    assert p.doc_to_choice is not None and p.yes_no is not None
+                    choices = tuple(r(c, ex.fields, ("prompts", pi, "doc_to_choice", ci), ex.origin)
+                                    for ci, c in enumerate(p.doc_to_choice))
+                    reqs = ()
+                    for lab, lab_text in zip(labels, choices):
+                        ctx = desc + r(p.doc_to_text, ex.fields, ("prompts", pi, "doc_to_text"), ex.origin,
+                                       label=lab, label_text=lab_text)
+                        reqs += tuple(Request(RequestKind.LOGLIKELIHOOD, ctx, p.target_delimiter + w) for w in p.yes_no)
                 case OutputType.GENERATE:
                     reqs = (Request(RequestKind.GENERATE, context, "", gen),)
                 case OutputType.TARGET_LOGLIKELIHOOD:
@@ -144,7 +180,7 @@ def build(
                     if not context:
                         raise SpecError(task.problem(("prompts", pi, "doc_to_text"), f"empty text for {ex.origin}"))
                     reqs = (Request(RequestKind.ROLLING_LOGLIKELIHOOD, context),)
-            out.append(PromptedExample(spec.task, p.id, ex.id, context, choices, gold, target, cluster, reqs))
+            out.append(PromptedExample(spec.task, p.id, ex.id, context, choices, gold, target, cluster, reqs, gold_set))
     if bad_labels:
         raise SpecError(bad_labels)
     return out

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 from evalsuite import __version__
 from evalsuite.backends.base import Backend
-from evalsuite.core.errors import UsageError
+from evalsuite.core.errors import DataUnavailableError, UsageError
 from evalsuite.cache import RequestCache, namespace
 from evalsuite.core.records import Request, Response, stable_hash
-from evalsuite.data import shot_rows, source_rows, to_examples
+from evalsuite.data import choose_data_dir, shot_rows, source_rows, to_examples
 from evalsuite.prompts import PromptedExample, build
 from evalsuite.scoring import PromptScore, score_task
 from evalsuite.spec.catalog import Catalog, resolve_selection
@@ -47,11 +47,14 @@ class RunConfig:
     batch_tokens: int = 4096
     max_length: int | None = None
     add_bos: bool = False
-    data_dir: Path | None = None
+    data_dir: Path | list[Path] | None = None
+    """Folder(s) holding local data files; with several, each task uses the first that has its file."""
     include: list[Path] = field(default_factory=list)
     trust_remote_code: bool = False
     share_prefixes: bool = True
     allow_any_path: bool = False
+    skip_unavailable: bool | None = None
+    """Skip (and list) tasks whose data cannot be had; default: yes for --suite, no for --tasks."""
     use_cache: bool = True
     """Read and write the request cache (``--no-cache`` turns it off)."""
     cache_dir: Path | None = None
@@ -77,13 +80,22 @@ class RunResult:
     scores: dict[str, list[PromptScore]]
 
 
-def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask]:
-    """Load tasks and data and render every request; raises SpecError/DataUnavailableError."""
+def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[list[PreparedTask], dict[str, str]]:
+    """Prepared tasks, and the tasks skipped for lack of data (task → reason)."""
     catalog = catalog or Catalog.discover(cfg.include)
     _suite, selection = resolve_selection(catalog, cfg.suite, cfg.tasks)
     prepared = []
+    skip = cfg.skip_unavailable if cfg.skip_unavailable is not None else cfg.suite is not None
+    skipped: dict[str, str] = {}
     for task, suite_limit, suite_shots in selection:
-        rows, renamed = source_rows(task, cfg.data_dir, cfg.allow_any_path)
+        data_dir = choose_data_dir(task, cfg.data_dir)
+        try:
+            rows, renamed = source_rows(task, data_dir, cfg.allow_any_path)
+        except DataUnavailableError as e:
+            if not skip:
+                raise
+            skipped[task.spec.task] = str(e).splitlines()[0]
+            continue
         examples = to_examples(task, rows, renamed)
         limit = cfg.limit if cfg.limit is not None else suite_limit
         if limit is not None:
@@ -93,7 +105,7 @@ def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask
         shots = cfg.shots if cfg.shots is not None else suite_shots
         k = task.spec.fewshot.k if shots is None else shots
         if k:
-            sr = shot_rows(task, cfg.data_dir, cfg.allow_any_path)
+            sr = shot_rows(task, data_dir, cfg.allow_any_path)
             if sr is not None:
                 pool = to_examples(task, sr[0], sr[1], id_prefix="shot:")
                 pool_map = sr[0].label_map
@@ -104,7 +116,14 @@ def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask
         if not prompted:
             raise UsageError(f"task {task.spec.task}: no prompt variant selected (--prompts {','.join(cfg.prompts or [])})")
         prepared.append(PreparedTask(task, prompted, len(examples), rows.source))
-    return prepared
+    if skipped and not prepared:
+        raise DataUnavailableError("no task has data available:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
+    return prepared, skipped
+
+
+def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask]:
+    """Load tasks and data and render every request; raises SpecError/DataUnavailableError."""
+    return prepare_with_skips(cfg, catalog)[0]
 
 
 def check_model_argument(cfg: RunConfig) -> None:
@@ -164,7 +183,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
         "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
         "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
         "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
-        "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
+        "data_dir": ([str(d) for d in cfg.data_dir] if isinstance(cfg.data_dir, list) else str(cfg.data_dir)) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
         "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
     }
 
@@ -205,7 +224,7 @@ def compute(backend: Backend, requests: list[Request], on_progress: Callable[[in
 
 def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, argv: list[str] | None = None) -> RunResult:
     t0 = time.perf_counter()
-    prepared = prepare(cfg)
+    prepared, skipped = prepare_with_skips(cfg)
     unique: dict[str, Request] = {}
     n_requests = 0
     for p in prepared:
@@ -300,6 +319,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
                   "series": cfg.series, "step": cfg.step},
         "config": _config_record(cfg),
+        "skipped_tasks": skipped,
         "results": flat,
         "tasks": tasks_out,
         "versions": _versions(),

@@ -68,6 +68,8 @@ def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str
 
 def _cfg_value(cfg: RunConfig, key: str) -> Any:
     v = getattr(cfg, key)
+    if isinstance(v, list) and v and isinstance(v[0], Path):
+        return [str(x) for x in v]
     return str(v) if isinstance(v, Path) else v
 
 

@@ -31,6 +31,10 @@ class OutputType(str, enum.Enum):
     GENERATE = "generate"
     TARGET_LOGLIKELIHOOD = "target_loglikelihood"
     ROLLING_LOGLIKELIHOOD = "rolling_loglikelihood"
+    REGRESSION = "regression"
+    """Score = expected value over verbalized bins (``label_values``), from choice log-likelihoods."""
+    MULTI_LABEL = "multi_label"
+    """One yes/no log-likelihood query per label."""
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

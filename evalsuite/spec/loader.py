@@ -19,10 +19,12 @@ from evalsuite.spec.models import MetricName, SuiteSpec, TaskSpec
 from evalsuite.spec.yamlpos import PathT, Positions, load_yaml
 
 METRICS_BY_OUTPUT: dict[OutputType, set[str]] = {
-    OutputType.MULTIPLE_CHOICE: {"acc", "acc_norm", "acc_bytes", "f1_macro"},
-    OutputType.GENERATE: {"exact_match", "bleu", "chrf"},
-    OutputType.TARGET_LOGLIKELIHOOD: {"acc", "perplexity", "bits_per_byte"},
-    OutputType.ROLLING_LOGLIKELIHOOD: {"perplexity", "bits_per_byte"},
+    OutputType.MULTIPLE_CHOICE: {"acc", "acc_norm", "acc_bytes", "acc_pmi", "f1_macro", "f1_binary", "mcc"},
+    OutputType.GENERATE: {"exact_match", "bleu", "spbleu", "chrf", "chrfpp", "ter", "rouge1", "rouge2", "rougeL"},
+    OutputType.TARGET_LOGLIKELIHOOD: {"acc", "perplexity", "bits_per_byte", "bits_per_char"},
+    OutputType.ROLLING_LOGLIKELIHOOD: {"perplexity", "bits_per_byte", "bits_per_char", "word_perplexity"},
+    OutputType.REGRESSION: {"pearson", "spearman"},
+    OutputType.MULTI_LABEL: {"jaccard", "f1_micro", "f1_macro"},
 }
 assert set().union(*METRICS_BY_OUTPUT.values()) == set(typing.get_args(MetricName))
 
@@ -128,6 +130,8 @@ def _pydantic_problems(
                 choices = list(typing.get_args(MetricName))
                 close = difflib.get_close_matches(str(bad), choices, n=3, cutoff=0.5)
                 msg = f"unknown metric '{bad}'; " + (f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(choices)}")
+        if isinstance(e.get("input"), bool) and e["type"] in ("string_type", "literal_error"):
+            msg += " (YAML reads yes/no/on/off/true/false as booleans: put the value in quotes)"
         msgs = merged.setdefault(loc, [])
         if msg not in msgs:
             msgs.append(msg)
@@ -157,15 +161,26 @@ def _semantic_problems(spec: TaskSpec, pos: Positions) -> list[Problem]:
     for name in ("doc_to_target", "example_id", "cluster"):
         _check_template(pos, (name,), getattr(spec, name), problems)
 
-    mc = spec.output_type is OutputType.MULTIPLE_CHOICE
+    mc = spec.output_type in (OutputType.MULTIPLE_CHOICE, OutputType.REGRESSION, OutputType.MULTI_LABEL)
+    if spec.output_type is OutputType.REGRESSION:
+        if not spec.label_values or len(spec.label_values) != len(spec.labels or []):
+            problems.append(pos.problem(("label_values",), "regression tasks need label_values: one number per label (bin)"))
+    elif spec.label_values is not None:
+        problems.append(pos.problem(("label_values",), "'label_values' only applies to regression tasks"))
+    for i, p in enumerate(spec.prompts):
+        if spec.output_type is OutputType.MULTI_LABEL:
+            if not p.yes_no or len(p.yes_no) != 2:
+                problems.append(pos.problem(("prompts", i), "multi_label prompt variants need 'yes_no': the two answer words, yes first"))
+        elif p.yes_no is not None:
+            problems.append(pos.problem(("prompts", i, "yes_no"), "'yes_no' only applies to multi_label tasks"))
     if mc:
         if not spec.labels:
-            problems.append(pos.problem(("labels",), "multiple_choice tasks need a non-empty 'labels' list"))
+            problems.append(pos.problem(("labels",), f"{spec.output_type.value} tasks need a non-empty 'labels' list"))
         elif len(set(spec.labels)) != len(spec.labels):
             problems.append(pos.problem(("labels",), "labels must be unique"))
         for i, p in enumerate(spec.prompts):
             if p.doc_to_choice is None:
-                problems.append(pos.problem(("prompts", i), "multiple_choice prompt variants need 'doc_to_choice' (one template per label)"))
+                problems.append(pos.problem(("prompts", i), f"{spec.output_type.value} prompt variants need 'doc_to_choice' (one template per label)"))
             elif spec.labels and len(p.doc_to_choice) != len(spec.labels):
                 problems.append(pos.problem(
                     ("prompts", i, "doc_to_choice"),
@@ -184,17 +199,23 @@ def _semantic_problems(spec: TaskSpec, pos: Positions) -> list[Problem]:
             problems.append(pos.problem(("metrics", i, "name"), f"metric '{m.name}' does not apply to {spec.output_type.value} tasks; use one of {', '.join(sorted(allowed))}"))
         if m.normalize is not None and m.name != "exact_match":
             problems.append(pos.problem(("metrics", i, "normalize"), "'normalize' applies only to exact_match"))
+        if m.name == "f1_binary" and (m.positive is None or m.positive not in (spec.labels or [])):
+            problems.append(pos.problem(("metrics", i), f"f1_binary needs 'positive': one of the labels {spec.labels}"))
+        elif m.positive is not None and m.name != "f1_binary":
+            problems.append(pos.problem(("metrics", i, "positive"), "'positive' applies only to f1_binary"))
 
     if spec.data.hub is None and spec.data.local is None:
         problems.append(pos.problem(("data",), "give a data source: 'hub' (a hub dataset) and/or 'local' (a file)"))
     labels = set(spec.labels or [])
     for src_name in ("hub", "local"):
         src = getattr(spec.data, src_name)
-        if src is not None and mc and labels:
+        if src is not None and spec.output_type is OutputType.MULTIPLE_CHOICE and labels:
             for raw, lab in src.label_map.items():
                 if lab not in labels:
                     problems.append(pos.problem(("data", src_name, "label_map", raw), f"maps to '{lab}', which is not among labels {sorted(labels)}"))
     fs = spec.fewshot
+    if spec.output_type is OutputType.MULTI_LABEL and fs.k:
+        problems.append(pos.problem(("fewshot", "k"), "few-shot is not supported for multi_label tasks; use k: 0"))
     if fs.source == "hub_split" and (fs.hub_split is None or spec.data.hub is None):
         problems.append(pos.problem(("fewshot", "source"), "source 'hub_split' needs fewshot.hub_split and a data.hub source"))
     if fs.source == "local" and fs.local is None:

@@ -103,13 +103,17 @@ class PromptVariant(_Strict):
     """multiple_choice: one template per label, in the order of ``labels``."""
     target_delimiter: str = " "
     """Put between the context and a choice or target."""
+    yes_no: list[str] | None = None
+    """multi_label: the two answer words (yes first) scored after each per-label question."""
     fewshot_delimiter: str = "\n\n"
     """Put between shots, and between the last shot and the evaluated example."""
 
 
 MetricName = Literal[
-    "acc", "acc_norm", "acc_bytes", "f1_macro", "exact_match", "bleu", "chrf",
-    "bits_per_byte", "perplexity",
+    "acc", "acc_norm", "acc_bytes", "acc_pmi", "f1_macro", "f1_binary", "mcc",
+    "pearson", "spearman", "jaccard", "f1_micro",
+    "exact_match", "bleu", "spbleu", "chrf", "chrfpp", "ter", "rouge1", "rouge2", "rougeL",
+    "bits_per_byte", "bits_per_char", "perplexity", "word_perplexity",
 ]
 
 
@@ -118,7 +122,9 @@ class MetricSpec(_Strict):
 
     name: MetricName
     normalize: Literal["none", "strict", "lenient"] | None = None
-    """Text normalization for exact_match (defaults by language)."""
+    """Text normalization for exact_match (default strict)."""
+    positive: str | None = None
+    """f1_binary: the positive label (required)."""
 
 
 class TaskSpec(_Strict):
@@ -142,7 +148,10 @@ class TaskSpec(_Strict):
     cluster: str | None = None
     """Template giving a cluster key for the bootstrap (examples sharing material)."""
     labels: list[str] | None = None
-    """multiple_choice: the closed label set, as written in the data (after label_map)."""
+    """multiple_choice: the closed label set, as written in the data (after label_map); regression: the bins;
+    multi_label: the label names (each answered yes/no)."""
+    label_values: list[float] | None = None
+    """regression: the numeric value of each bin in ``labels``."""
     doc_to_target: str
     """Template of the gold label (multiple_choice) or reference text / target word."""
     prompts: list[PromptVariant] = Field(min_length=1)

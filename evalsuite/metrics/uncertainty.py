@@ -1,0 +1,51 @@
+"""Seeded, cluster-aware bootstrap: standard errors and 95% intervals for any metric."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def seed_of(*parts: str) -> int:
+    """A reproducible seed from names (task, prompt, metric)."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()[:4], "big")
+
+
+class Resampler:
+    """Resamples clusters of examples (examples sharing material move together)."""
+
+    def __init__(self, clusters: Sequence[str], n: int = 1000, seed: int = 0):
+        keys: dict[str, int] = {}
+        self.cidx = np.array([keys.setdefault(c, len(keys)) for c in clusters], dtype=np.int64)
+        self.k = len(keys)
+        self.members = [np.flatnonzero(self.cidx == c) for c in range(self.k)] if self.k <= 50_000 else []
+        self.counts = np.bincount(self.cidx, minlength=self.k).astype(float)
+        rng = np.random.default_rng(seed)
+        self.draws = rng.integers(0, self.k, size=(n, self.k)) if self.k else np.zeros((n, 0), dtype=np.int64)
+        self.weights = np.stack([np.bincount(d, minlength=self.k) for d in self.draws]).astype(float) if self.k else None
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Bootstrap distribution of the mean of per-example ``values``."""
+        if self.weights is None:
+            return np.array([])
+        sums = np.bincount(self.cidx, weights=values, minlength=self.k)
+        return (self.weights @ sums) / (self.weights @ self.counts)
+
+    def stat(self, fn: Callable[[np.ndarray], float], n: int | None = None) -> np.ndarray:
+        """Bootstrap distribution of ``fn(indices)`` (corpus-level metrics)."""
+        out = []
+        for d in self.draws[: n or len(self.draws)]:
+            idx = np.concatenate([self.members[c] for c in d]) if len(d) else np.array([], dtype=np.int64)
+            out.append(fn(idx))
+        return np.asarray(out, dtype=float)
+
+
+def summarize(dist: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
+    """Standard error and 95% percentile interval of a bootstrap distribution."""
+    d = dist[np.isfinite(dist)] if len(dist) else dist
+    if len(d) < 2:
+        return None, None
+    lo, hi = np.quantile(d, [0.025, 0.975])
+    return float(d.std(ddof=1)), (float(lo), float(hi))
