@@ -27,6 +27,8 @@ app.add_typer(cache_app, name="cache")
 
 class BackendName(str, Enum):
     hf = "hf"
+    vllm = "vllm"
+    auto = "auto"
     fake = "fake"
 
 
@@ -106,7 +108,10 @@ def run(
     prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids (default: all).")] = None,
     shots: Annotated[Optional[int], typer.Option(min=0, max=64, help="Few-shot examples (overrides the task).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for few-shot sampling.")] = None,
-    backend: Annotated[BackendName, typer.Option(help="Backend: hf (transformers) or fake (deterministic, for tests).")] = BackendName.hf,
+    backend: Annotated[BackendName, typer.Option(help="Backend: hf (transformers), vllm, auto (vllm when a GPU and vllm are present, else hf) or fake (deterministic, for tests).")] = BackendName.auto,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")] = 1,
+    gpu_memory_utilization: Annotated[float, typer.Option(min=0.05, max=1.0, help="vllm: share of GPU memory for the engine.")] = 0.9,
+    enforce_eager: Annotated[bool, typer.Option(help="vllm: no CUDA graphs / compilation (faster start).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     batch_tokens: Annotated[int, typer.Option(min=1, help="Token budget per forward batch.")] = 4096,
@@ -133,6 +138,7 @@ def run(
         max_length=max_length, add_bos=add_bos, data_dir=_one_or_many(data_dir), include=list(include or []),
         trust_remote_code=trust_remote_code, share_prefixes=not no_prefix_sharing, allow_any_path=allow_any_path,
         use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
+        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
     )
     result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))

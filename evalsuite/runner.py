@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +55,14 @@ class RunConfig:
     allow_any_path: bool = False
     skip_unavailable: bool | None = None
     """Skip (and list) tasks whose data cannot be had; default: yes for --suite, no for --tasks."""
+    tensor_parallel_size: int = 1
+    """vllm: GPUs per model replica."""
+    gpu_memory_utilization: float = 0.9
+    """vllm: share of GPU memory the engine may take."""
+    enforce_eager: bool = False
+    """vllm: no CUDA graphs / torch.compile (faster start, for tests and CPUs)."""
+    vllm_strategy: str = "auto"
+    """vllm: multiple-choice strategy (auto or naive)."""
     use_cache: bool = True
     """Read and write the request cache (``--no-cache`` turns it off)."""
     cache_dir: Path | None = None
@@ -147,6 +155,30 @@ def _hf_options(cfg: RunConfig) -> Any:
                      add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
 
 
+def resolve_backend(name: str) -> str:
+    """``auto``: vllm when a GPU and vllm are present, else hf."""
+    if name != "auto":
+        return name
+    try:
+        import importlib.util
+
+        import torch
+
+        if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
+            return "vllm"
+    except ImportError:
+        pass
+    return "hf"
+
+
+def _vllm_options(cfg: RunConfig) -> Any:
+    from evalsuite.backends.vllm import VLLMOptions
+
+    return VLLMOptions(dtype=cfg.dtype, max_model_len=cfg.max_length, tensor_parallel_size=cfg.tensor_parallel_size,
+                       gpu_memory_utilization=cfg.gpu_memory_utilization, seed=cfg.seed or 0, add_bos=cfg.add_bos,
+                       trust_remote_code=cfg.trust_remote_code, enforce_eager=cfg.enforce_eager, strategy=cfg.vllm_strategy)
+
+
 def backend_identity(cfg: RunConfig) -> dict[str, Any]:
     """The backend's identity without loading weights: keys the request cache and is recorded in results."""
     from evalsuite.fingerprint import fingerprint
@@ -160,7 +192,14 @@ def backend_identity(cfg: RunConfig) -> dict[str, Any]:
             from evalsuite.backends.hf import static_identity
 
             return static_identity(cfg.model, _hf_options(cfg), fingerprint(cfg.model))
-    raise UsageError(f"unknown backend '{cfg.backend}'; use hf or fake")
+        case "vllm":
+            from evalsuite.backends.hf import config_max_length
+            from evalsuite.backends.vllm import _vllm_dtype
+
+            return {"backend": "vllm", "model": cfg.model, "fingerprint": fingerprint(cfg.model), "dtype": _vllm_dtype(cfg.dtype),
+                    "max_length": int(cfg.max_length or config_max_length(cfg.model) or 2048), "add_bos": cfg.add_bos,
+                    "tokenization": "lmeval-0.4.13-pairs"}
+    raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
 def make_backend(cfg: RunConfig) -> Backend:
@@ -175,7 +214,11 @@ def make_backend(cfg: RunConfig) -> Backend:
             from evalsuite.backends.hf import HFBackend
 
             return HFBackend(cfg.model, _hf_options(cfg), fingerprint=fingerprint(cfg.model))
-    raise UsageError(f"unknown backend '{cfg.backend}'; use hf or fake")
+        case "vllm":
+            from evalsuite.backends.vllm import VLLMBackend
+
+            return VLLMBackend(cfg.model, _vllm_options(cfg), fingerprint=fingerprint(cfg.model))
+    raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
 def _config_record(cfg: RunConfig) -> dict[str, Any]:
@@ -185,6 +228,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
         "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
         "data_dir": ([str(d) for d in cfg.data_dir] if isinstance(cfg.data_dir, list) else str(cfg.data_dir)) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
         "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
+        "tensor_parallel_size": cfg.tensor_parallel_size, "vllm_strategy": cfg.vllm_strategy,
     }
 
 
@@ -224,6 +268,8 @@ def compute(backend: Backend, requests: list[Request], on_progress: Callable[[in
 
 def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, argv: list[str] | None = None) -> RunResult:
     t0 = time.perf_counter()
+    if cfg.backend == "auto":
+        cfg = replace(cfg, backend=resolve_backend(cfg.backend))
     prepared, skipped = prepare_with_skips(cfg)
     unique: dict[str, Request] = {}
     n_requests = 0

