@@ -69,6 +69,19 @@ def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int 
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                       tie_word_embeddings=False)
     model = LlamaForCausalLM(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: bit-identical weights on every run (golden files depend on it)
+    try:
+        _train(model, tok, lines, steps, seed)
+    finally:
+        torch.set_num_threads(threads)
+    model.save_pretrained(out)
+    return out
+
+
+def _train(model, tok, lines: list[str], steps: int, seed: int) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     if steps:
         ids = []
         for line in lines:
@@ -85,6 +98,4 @@ def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int 
             opt.zero_grad()
             loss.backward()
             opt.step()
-        model.eval()
-    model.save_pretrained(out)
-    return out
+    model.eval()
