@@ -39,6 +39,8 @@ class PromptedExample:
     requests: tuple[Request, ...]
     gold_labels: tuple[str, ...] = ()
     """multi_label: the labels whose answer is yes."""
+    categories: tuple[str, ...] = ()
+    """The task's ``breakdown`` columns this example belongs to."""
 
 
 class _Renderer:
@@ -129,6 +131,7 @@ def build(
                 continue
             gold = labels.index(target)
         cluster = r(spec.cluster, ex.fields, ("cluster",), ex.origin).strip() if spec.cluster else ex.id
+        cats = tuple(c for c in spec.breakdown if str(ex.fields.get(c, "")).strip().lower() in ("1", "true", "yes", "1.0"))
         shots_for_ex: list[Example] = []
         if k:
             # Same shots for every prompt variant of an example, so variants differ only in wording.
@@ -180,7 +183,7 @@ def build(
                     if not context:
                         raise SpecError(task.problem(("prompts", pi, "doc_to_text"), f"empty text for {ex.origin}"))
                     reqs = (Request(RequestKind.ROLLING_LOGLIKELIHOOD, context),)
-            out.append(PromptedExample(spec.task, p.id, ex.id, context, choices, gold, target, cluster, reqs, gold_set))
+            out.append(PromptedExample(spec.task, p.id, ex.id, context, choices, gold, target, cluster, reqs, gold_set, cats))
     if bad_labels:
         raise SpecError(bad_labels)
     return out

@@ -350,6 +350,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
                     "random_baseline": s.random_baseline,
                     "n_truncated": s.n_truncated,
                     "errors": s.errors,
+                    "majority_baseline": s.majority_baseline,
+                    "details": s.details,
                 }
                 for s in ps
             },

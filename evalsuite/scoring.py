@@ -320,6 +320,17 @@ def _score_mc(spec: Any, pes: list[PromptedExample], resp: list[list[Response]],
                 col.add(m.name, 100.0 * _mcc(_confusion(golds, pred_acc, k)), "mcc|R_K",
                         rs.stat(lambda idx: 100.0 * _mcc(_confusion(golds[idx], pred_acc[idx], k))),
                         fixed if fixed is not None else 0.0, 0.0)
+    if spec.breakdown:
+        # each category scored on its own examples (GLUE-style diagnostics: F1, R3 = MCC, accuracy)
+        cats = [pes[i].categories for i in keep]
+        details["breakdown"] = {}
+        for cat in spec.breakdown:
+            idx = np.array([j for j, cs in enumerate(cats) if cat in cs], dtype=np.int64)
+            if len(idx) == 0:
+                continue
+            c = _confusion(golds[idx], pred_acc[idx], k)
+            details["breakdown"][cat] = {"n": int(len(idx)), "f1_macro": 100.0 * _macro(c), "mcc": 100.0 * _mcc(c),
+                                         "acc": 100.0 * float(np.mean(golds[idx] == pred_acc[idx]))}
 
 
 def _score_multilabel(spec: Any, G: np.ndarray, P: np.ndarray, labels: list[str], keep: list[int],

@@ -167,32 +167,14 @@ def normalized(score: float | None, baseline: float | None, higher_is_better: bo
     return 100.0 * max(0.0, (score - baseline) / (100.0 - baseline))
 
 
-def _rank(xs: list[float]) -> list[float]:
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    ranks = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def spearman(x: list[float], y: list[float]) -> float | None:
     """Spearman's rho with average ranks; None when undefined (constant input or < 3 points)."""
+    from evalsuite.metrics.classification import spearman as rho
+
     if len(x) < 3:
         return None
-    rx, ry = _rank(x), _rank(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
+    value, flag = rho(x, y)
+    return None if flag else value
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float | None:

@@ -27,7 +27,8 @@ def _realistic(task) -> dict:
          "text": "كان الطعام لذيذا جدا 😀", "off": "OFF", "hs": "NOT_HS", "tweet": "يوم جميل", "score": "0.6", "ID": "2018-Ar-1",
          "Tweet": "يوم جميل", "id": "1", "context": "في الصباح شربت فنجانا من", "last_word": "القهوة", "document": "أعلنت الوزارة اليوم عن خطة جديدة.",
          "title": "خطة جديدة", "ar": "أين المحطة؟", "en": "Where is the station?", "prompt": "صباح", "answer": "الخير", "country": (task.spec.labels or ["x"])[0],
-         "pairID": "7", "target": "القهوة", "gold_label": "entailment"}
+         "pairID": "7", "target": "القهوة", "gold_label": "entailment", "source": "انت رايح فين؟", "summary": "خطة جديدة",
+         "paraphrase": "الولد ذهب", "arabizi": "7abibi", "arabic": "حبيبي", "variety": "Egyptian", "question": "ما الخطة؟"}
     for lab in task.spec.labels or []:
         f.setdefault(lab, "1")
     return f
@@ -156,3 +157,21 @@ def test_arabic_suite_runs_end_to_end_with_the_tiny_model(tiny_model, shared_dat
         for p in t["prompts"].values():
             head = p["metrics"][t["headline_metric"]]
             assert head["value"] is not None or head["flag"]
+
+
+def test_diag_category_breakdown(shared_data, tmp_path):
+    from evalsuite.runner import run
+
+    r = run(RunConfig(model="m", tasks="alue_diag", backend="fake", data_dir=shared_data / "alue", output=tmp_path,
+                      prompts=["native"], use_cache=False), progress=False)
+    bd = r.record["tasks"]["alue_diag"]["prompts"]["native"]["details"]["breakdown"]
+    lines = (shared_data / "alue" / "DIAG" / "diagnostic.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    samples = {json.loads(x)["example_id"]: json.loads(x) for x in
+               (r.results_path.parent / r.record["tasks"]["alue_diag"]["samples_file"]).read_text(encoding="utf-8").splitlines()}
+    for cat in ("Lexical Semantics_coarse", "Logic_coarse", "Knowledge_coarse", "Predicate-Argument Structure_coarse"):
+        col = header.index(cat)
+        ids = [row.split("\t")[0] for row in lines[1:] if row.split("\t")[col].strip() == "1"]
+        assert bd[cat]["n"] == len(ids)
+        acc = sum(samples[i]["prediction"] == samples[i]["gold"] for i in ids) / len(ids) * 100
+        assert abs(bd[cat]["acc"] - acc) < 1e-9

@@ -7,6 +7,7 @@ vllm and hf score exactly the same token sequences.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Callable, Protocol, Sequence
 
 from evalsuite.backends.plan import Item
@@ -124,3 +125,33 @@ class PairEncoder:
             items.append(Item(tuple(toks[lo:end]), pos - lo))
             pos = end
         return items
+
+
+def score_rolling(requests: Sequence[Request], encoder: PairEncoder,
+                  score_items: Callable[[list[Item], Callable[[int, float, bool], None]], None], sink: Sink) -> None:
+    """Rolling log-likelihood of whole texts: windows scored by ``score_items``, summed per text."""
+    windows: list[Item] = []
+    owner: list[int] = []
+    for i, r in enumerate(requests):
+        for w in encoder.rolling(r.context):
+            windows.append(w)
+            owner.append(i)
+    left = [0] * len(requests)
+    for o in owner:
+        left[o] += 1
+    totals = [0.0] * len(requests)
+    ntok = [0] * len(requests)
+    for i, r in enumerate(requests):
+        if left[i] == 0:  # empty text: nothing to score
+            sink(Response(r.id, loglikelihood=0.0, n_tokens=0))
+
+    def done(wi: int, lp: float, greedy: bool) -> None:
+        o = owner[wi]
+        totals[o] += lp
+        ntok[o] += len(windows[wi].tokens) - windows[wi].start
+        left[o] -= 1
+        if left[o] == 0:
+            err = None if math.isfinite(totals[o]) else "non-finite log-likelihood"
+            sink(Response(requests[o].id, loglikelihood=totals[o], n_tokens=ntok[o], error=err))
+
+    score_items(windows, done)

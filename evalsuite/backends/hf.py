@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from evalsuite.backends.base import PairEncoder, Sink
+from evalsuite.backends.base import PairEncoder, Sink, score_rolling
 from evalsuite.backends.plan import Group, Item, plan_groups
 from evalsuite.core.errors import BackendError
 from evalsuite.core.records import Request, RequestKind, Response
@@ -217,31 +217,7 @@ class HFBackend:
         self.score_items(items, done)
 
     def _rolling(self, requests: list[Request], sink: Sink) -> None:
-        windows: list[Item] = []
-        owner: list[int] = []
-        for i, r in enumerate(requests):
-            for w in self.encoder.rolling(r.context):
-                windows.append(w)
-                owner.append(i)
-        remaining = [0] * len(requests)
-        for o in owner:
-            remaining[o] += 1
-        totals = [0.0] * len(requests)
-        ntoks = [0] * len(requests)
-        for i, r in enumerate(requests):
-            if remaining[i] == 0:  # empty text: nothing to score
-                sink(Response(r.id, loglikelihood=0.0, n_tokens=0))
-
-        def done(wi: int, lp: float, greedy: bool) -> None:
-            o = owner[wi]
-            totals[o] += lp
-            ntoks[o] += len(windows[wi].tokens) - windows[wi].start
-            remaining[o] -= 1
-            if remaining[o] == 0:
-                err = None if math.isfinite(totals[o]) else "non-finite log-likelihood"
-                sink(Response(requests[o].id, loglikelihood=totals[o], n_tokens=ntoks[o], error=err))
-
-        self.score_items(windows, done)
+        score_rolling(requests, self.encoder, self.score_items, sink)
 
     # ---- the scoring engine ----------------------------------------------
     def score_items(self, items: list[Item], done: Any) -> None:

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from evalsuite.backends.base import PairEncoder, Sink
+from evalsuite.backends.base import PairEncoder, Sink, score_rolling
 from evalsuite.backends.hf import config_max_length, cut_at_stop
 from evalsuite.backends.plan import Item, plan_groups
 from evalsuite.core.errors import BackendError
@@ -125,29 +125,7 @@ class VLLMBackend:
 
             self.score_items([e.item for e in enc], done)
         if roll:
-            windows: list[Item] = []
-            owner: list[int] = []
-            for i, r in enumerate(roll):
-                for w in self.encoder.rolling(r.context):
-                    windows.append(w)
-                    owner.append(i)
-            totals = [0.0] * len(roll)
-            ntok = [0] * len(roll)
-            left = [owner.count(i) for i in range(len(roll))]
-            for i, r in enumerate(roll):
-                if left[i] == 0:
-                    sink(Response(r.id, loglikelihood=0.0, n_tokens=0))
-
-            def wdone(wi: int, lp: float, greedy: bool) -> None:
-                o = owner[wi]
-                totals[o] += lp
-                ntok[o] += len(windows[wi].tokens) - windows[wi].start
-                left[o] -= 1
-                if left[o] == 0:
-                    sink(Response(roll[o].id, loglikelihood=totals[o], n_tokens=ntok[o],
-                                  error=None if math.isfinite(totals[o]) else "non-finite log-likelihood"))
-
-            self.score_items(windows, wdone)
+            score_rolling(roll, self.encoder, self.score_items, sink)
         if gen:
             self._generate(gen, sink)
 

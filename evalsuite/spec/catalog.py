@@ -85,7 +85,7 @@ class Catalog:
         if close:
             msg += f"; did you mean {', '.join(close)}?"
         else:
-            msg += f"; see 'evalsuite tasks list'"
+            msg += "; see 'evalsuite tasks list'"
         if self.broken:
             msg += f" ({len(self.broken)} task file(s) could not be read; run 'evalsuite validate')"
         return SpecError(Problem("-", None, None, kind, msg))
@@ -125,7 +125,6 @@ def resolve_selection(
         if item.endswith((".yaml", ".yml")) or p.is_dir():
             if not p.exists():
                 raise SpecError(Problem(item, None, None, "-", "task file not found"))
-            before = set(catalog.tasks)
             errors_before = len(catalog.broken)
             files = [p] if p.is_file() else sorted(p.rglob("*.yaml")) + sorted(p.rglob("*.yml"))
             names: list[str] = []
@@ -138,7 +137,6 @@ def resolve_selection(
                 for e in catalog.broken[errors_before:]:
                     problems.extend(e.problems)
                 raise SpecError(problems)
-            del before
             out.extend((catalog.tasks[n], None, None) for n in names)
         else:
             out.append((catalog.task(item), None, None))

@@ -7,7 +7,6 @@ Unknown keys are forbidden everywhere. Field names follow lm-eval's task YAML
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -158,6 +157,9 @@ class TaskSpec(_Strict):
     fewshot: FewShotSpec = Field(default_factory=FewShotSpec)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     metrics: list[MetricSpec] = Field(min_length=1)
+    breakdown: list[str] = Field(default_factory=list)
+    """Columns marking categories (1/true = the example belongs): each category is also scored on its own
+    (e.g. ALUE DIAG's GLUE-style diagnostic categories)."""
     random_baseline: Literal["auto"] | float = "auto"
     """``auto``: computed from the data; or a fixed value on the metric's 0–100 scale."""
 
@@ -191,4 +193,3 @@ class SuiteSpec(_Strict):
         return v
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
