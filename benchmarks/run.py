@@ -179,6 +179,16 @@ def main() -> None:
                 v["acc"] = {p: m["metrics"]["acc"]["value"] for p, m in rec["tasks"]["xnli_ar"]["prompts"].items()}
             except (OSError, ValueError, KeyError, IndexError):
                 pass
+    for v in out["runs"].values():  # keep the output of failed runs only
+        if v.get("rc") == 0:
+            v.pop("stdout_tail", None)
+            v.pop("stderr_tail", None)
+    # no machine paths in the saved results
+    text = json.dumps(out, ensure_ascii=False, indent=2)
+    for path, shown in ((str(tmp), "<tmp>"), (str(ROOT.parent / "shared"), "../shared"), (str(ROOT) + "/", ""),
+                        (str(ROOT), "."), (sys.executable, "python")):
+        text = text.replace(path, shown)
+    out = json.loads(text)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
     (RESULTS / f"{stamp}.json").write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
     (RESULTS / f"{stamp}.md").write_text(markdown(out), encoding="utf-8")

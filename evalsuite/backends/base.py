@@ -114,6 +114,15 @@ class PairEncoder:
         start = max(1, len(full) - n_cont)
         return EncodedPair(Item(tuple(full), start), truncated, n_cont)
 
+    def generation_prompt(self, context: str, max_length: int, max_new_tokens: int) -> tuple[list[int], bool]:
+        """Token ids of a generation prompt (BOS when asked or when the context is empty), cut from the left so
+        that prompt + new tokens fit ``max_length``; and whether it was cut."""
+        e = self.encode(context)
+        if self.add_bos or not e:
+            e = [self.prefix_token] + e
+        room = max(1, max_length - max_new_tokens)
+        return e[-room:], len(e) > room
+
     def rolling(self, text: str) -> list[Item]:
         """Windows covering every token of ``text``, each conditioned on up to max_length tokens."""
         toks = [self.prefix_token] + self.encode(text)

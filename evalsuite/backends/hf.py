@@ -425,15 +425,9 @@ class HFBackend:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         if pad is None:
             pad = 0
-        room = max(1, self.max_length - params.max_new_tokens)
-        encs = []
-        trunc = []
-        for i in members:
-            e = self.encoder.encode(requests[i].context)
-            if self.opts.add_bos or not e:
-                e = [self.encoder.prefix_token] + e
-            trunc.append(len(e) > room)
-            encs.append(e[-room:])
+        cut = [self.encoder.generation_prompt(requests[i].context, self.max_length, params.max_new_tokens) for i in members]
+        encs = [e for e, _ in cut]
+        trunc = [t for _, t in cut]
         L = max(len(e) for e in encs)
         ids = torch.full((len(encs), L), pad, dtype=torch.long)
         mask = torch.zeros((len(encs), L), dtype=torch.long)

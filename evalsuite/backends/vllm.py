@@ -189,15 +189,9 @@ class VLLMBackend:
         for i, r in enumerate(requests):
             by_params.setdefault(r.generation, []).append(i)
         for params, members in by_params.items():
-            room = max(1, self.max_length - params.max_new_tokens)
-            prompts = []
-            trunc = []
-            for i in members:
-                e = self.encoder.encode(requests[i].context)
-                if self.opts.add_bos or not e:
-                    e = [self.encoder.prefix_token] + e
-                trunc.append(len(e) > room)
-                prompts.append(TokensPrompt(prompt_token_ids=e[-room:]))
+            cut = [self.encoder.generation_prompt(requests[i].context, self.max_length, params.max_new_tokens) for i in members]
+            prompts = [TokensPrompt(prompt_token_ids=e) for e, _ in cut]
+            trunc = [t for _, t in cut]
             sp = SamplingParams(max_tokens=params.max_new_tokens, temperature=0.0,
                                 repetition_penalty=params.repetition_penalty, stop=list(params.stop) or None,
                                 include_stop_str_in_output=True, skip_special_tokens=True)
