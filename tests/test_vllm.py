@@ -34,7 +34,8 @@ def vmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engines(vmodel: Path):
     from evalsuite.backends.vllm import VLLMBackend, VLLMOptions
 
-    v = VLLMBackend(str(vmodel), VLLMOptions(dtype="float32", enforce_eager=True))
+    # block_size 32 (the CPU kernel's smallest) so the short shared contexts here hit vLLM's prefix cache
+    v = VLLMBackend(str(vmodel), VLLMOptions(dtype="float32", enforce_eager=True, block_size=32))
     h = HFBackend(str(vmodel), HFOptions(device="cpu", dtype="float32"))
     yield v, h
     v.close()
@@ -85,6 +86,51 @@ def test_next_token_strategy_equals_naive(engines, vmodel):
         assert abs(auto[r.id].loglikelihood - ref[r.id].loglikelihood) < 1e-4
         assert auto[r.id].is_greedy == naive[r.id].is_greedy == ref[r.id].is_greedy
     assert isinstance(v, VLLMBackend)
+
+
+def test_cached_strategy_equals_naive_on_multi_token_choices(engines):
+    """Shared long contexts with multi-token continuations: prefix-cache hits, same numbers as without the cache."""
+    v, h = engines
+    stem = "السياق المشترك بين الخيارات طويل بما يكفي ليملأ كتلة كاملة من ذاكرة المفاتيح والقيم. " * 3
+    ctxs = [stem + "السؤال الأول: ما رأيك؟", stem + "السؤال الثاني: هل توافق؟", "The shared context is long enough to fill a block. " * 4]
+    conts = [" نعم بالتأكيد", " لا أظن ذلك", " ربما في يوم ما", " the answer is yes"]
+    reqs = [Request(RequestKind.LOGLIKELIHOOD, c, w) for c in ctxs for w in conts]
+    # lm-eval style too: empty context, the scored part includes the shared text
+    reqs += [Request(RequestKind.LOGLIKELIHOOD, "", stem + w) for w in conts]
+    v.llm.reset_prefix_cache()
+    before, computed0 = dict(v.strategy_counts), v.tokens_computed
+    auto = compute(v, reqs)
+    auto_tokens = v.tokens_computed - computed0
+    assert v.strategy_counts["cached_prompt_logprobs"] > before["cached_prompt_logprobs"]
+    v.opts.strategy = "naive"
+    try:
+        computed0 = v.tokens_computed
+        naive = compute(v, reqs)
+        naive_tokens = v.tokens_computed - computed0
+    finally:
+        v.opts.strategy = "auto"
+    assert auto_tokens < naive_tokens  # the prefix cache was really read
+    ref = compute(h, reqs)
+    for r in reqs:
+        assert abs(auto[r.id].loglikelihood - naive[r.id].loglikelihood) < 1e-4
+        assert abs(auto[r.id].loglikelihood - ref[r.id].loglikelihood) < 1e-4
+        assert auto[r.id].is_greedy == naive[r.id].is_greedy == ref[r.id].is_greedy
+
+
+def test_rows_trie_serves_shared_rows_and_reports_gaps():
+    from evalsuite.backends.vllm import _trie_get, _trie_put
+
+    trie: dict = {}
+    a = (5, 1, 2, 3, 4)
+    _trie_put(trie, a, [(-0.1, True), (-0.2, False), (-0.3, True), (-0.4, True)], 0)
+    b = (5, 1, 2, 9, 9)
+    # b's first two rows are a's (same prefix); its own rows 2.. were computed after a 2-token cache hit
+    _trie_put(trie, b, [None, None, (-1.0, False), (-2.0, True)], 2)
+    assert _trie_get(trie, b, 1) == [(-0.1, True), (-0.2, False), (-1.0, False), (-2.0, True)]
+    c = (5, 1, 7, 7)  # diverges at token 2: its row 1 (log p(7 | 5 1)) was computed by nobody
+    _trie_put(trie, c, [None, None, (-0.5, True)], 2)
+    assert _trie_get(trie, c, 1) is None
+    assert _trie_get(trie, c, 3) == [None, None, (-0.5, True)]
 
 
 def test_missing_vllm_gives_a_clear_error(monkeypatch):

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
 from evalsuite.backends.hf import config_max_length, cut_at_stop
-from evalsuite.backends.plan import Item, plan_groups
+from evalsuite.backends.plan import Group, Item, plan_groups
 from evalsuite.core.errors import BackendError
 from evalsuite.core.records import Request, RequestKind, Response
 
@@ -43,8 +43,12 @@ class VLLMOptions:
     add_bos: bool = False
     trust_remote_code: bool = False
     enforce_eager: bool = False
+    block_size: int | None = None
+    """KV-cache block size (vLLM's default when None: 16 on GPUs, 128 on CPUs); prefix hits are whole blocks."""
+    data_parallel_size: int = 1
+    """Engine replicas, one process each (see ``evalsuite.backends.vllm_dp``)."""
     strategy: str = "auto"
-    """auto (next-token where it applies), or naive (prompt logprobs for everything; for comparison)."""
+    """auto (next-token / cached prompt-logprobs where they apply), or naive (prompt logprobs, no cache; for comparison)."""
 
 
 def import_vllm() -> Any:
@@ -92,6 +96,7 @@ class VLLMBackend:
                 tensor_parallel_size=self.opts.tensor_parallel_size, gpu_memory_utilization=self.opts.gpu_memory_utilization,
                 enable_prefix_caching=self.opts.enable_prefix_caching, seed=self.opts.seed, max_logprobs=-1,
                 enforce_eager=self.opts.enforce_eager, trust_remote_code=self.opts.trust_remote_code,
+                **({"block_size": self.opts.block_size} if self.opts.block_size else {}),
             )
         except Exception as e:
             msg = " ".join(str(e).split())[:600] if str(e) else type(e).__name__
@@ -100,7 +105,8 @@ class VLLMBackend:
         self.calls = 0
         self.tokens_computed = 0
         self.oom_retries = 0
-        self.strategy_counts = {"next_token": 0, "prompt_logprobs": 0}
+        self.cache_fallbacks = 0
+        self.strategy_counts = {"next_token": 0, "cached_prompt_logprobs": 0, "prompt_logprobs": 0}
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "vllm", "model": self.model_id, "fingerprint": self.fingerprint,
@@ -131,54 +137,147 @@ class VLLMBackend:
 
     # ---- log-likelihoods ----------------------------------------------------
     def score_items(self, items: list[Item], done: Any) -> None:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
+        """Score every item (sum of its continuation log-probs and whether each token is the argmax)."""
         groups = plan_groups(items, True)
-        next_token = []
-        naive: list[int] = []
+        next_token: list[Group] = []
+        rest: list[Group] = []
         for g in groups:
             single = all(len(items[m].tokens) - g.depth == 1 and items[m].start == g.depth for m in g.members)
-            if self.opts.strategy == "auto" and single and len(g.members) > 1:
-                next_token.append(g)
-            else:
-                naive.extend(g.members)
+            (next_token if self.opts.strategy == "auto" and single and len(g.members) > 1 else rest).append(g)
         if next_token:
-            prompts = [TokensPrompt(prompt_token_ids=list(items[g.members[0]].tokens[: g.depth])) for g in next_token]
-            sp = SamplingParams(max_tokens=1, temperature=0.0, logprobs=-1)
-            self.calls += 1
-            outs = self.llm.generate(prompts, sp, use_tqdm=False)
-            for g, out in zip(next_token, outs):
-                self.tokens_computed += g.depth
-                dist = out.outputs[0].logprobs[0]  # token id -> Logprob for the whole vocabulary
-                best = max(dist.items(), key=lambda kv: kv[1].logprob)[0]
+            self._score_next_token(items, next_token, done)
+        if rest:
+            if self.opts.strategy == "auto" and self.opts.enable_prefix_caching:
+                self._score_cached(items, rest, done)
+            else:
+                self._score_naive(items, [m for g in rest for m in g.members], done)
+
+    def _sampling(self, **kw: Any) -> Any:
+        from vllm import SamplingParams
+
+        # detokenize=False: we read token ids only; vLLM would otherwise decode every returned logprob token
+        return SamplingParams(max_tokens=1, temperature=0.0, detokenize=False, **kw)
+
+    def _generate_ids(self, seqs: list[tuple[int, ...]], sp: Any) -> list[Any]:
+        from vllm.inputs import TokensPrompt
+
+        self.calls += 1
+        return self.llm.generate([TokensPrompt(prompt_token_ids=list(s)) for s in seqs], sp, use_tqdm=False)
+
+    def _score_next_token(self, items: list[Item], groups: list[Group], done: Any) -> None:
+        """Single-token choices after a shared prefix: one next-token distribution per prefix.
+
+        No prompt_logprobs, so vLLM's prefix cache stays on (prompt variants and tasks that share a
+        context reuse it). Only the choice tokens' log-probs come back (``logprob_token_ids``), plus the
+        greedy token, which is what ``is_greedy`` needs.
+        """
+        seqs = [items[g.members[0]].tokens[: g.depth] for g in groups]
+        choice_sets = [sorted({items[m].tokens[g.depth] for m in g.members}) for g in groups]
+        small = [i for i, c in enumerate(choice_sets) if len(c) <= MAX_LOGPROB_TOKEN_IDS]
+        large = [i for i, c in enumerate(choice_sets) if len(c) > MAX_LOGPROB_TOKEN_IDS]
+        outs: dict[int, Any] = {}
+        # one generate call per distinct choice set (the ids are a per-request parameter; usually one set per task)
+        by_set: dict[tuple[int, ...], list[int]] = {}
+        for i in small:
+            by_set.setdefault(tuple(choice_sets[i]), []).append(i)
+        for ids, idx in by_set.items():
+            for i, o in zip(idx, self._generate_ids([seqs[i] for i in idx], self._sampling(logprob_token_ids=list(ids)))):
+                outs[i] = o
+        if large:
+            for i, o in zip(large, self._generate_ids([seqs[i] for i in large], self._sampling(logprobs=-1))):
+                outs[i] = o
+        for i, g in enumerate(groups):
+            out = outs[i].outputs[0]
+            dist = out.logprobs[0]  # token id -> Logprob
+            best = out.token_ids[0]  # temperature 0: the argmax
+            self.tokens_computed += g.depth
+            for m in g.members:
+                t = items[m].tokens[g.depth]
+                done(m, float(dist[t].logprob) if t in dist else -math.inf, t == best)
+            self.strategy_counts["next_token"] += len(g.members)
+
+    def _score_naive(self, items: list[Item], members: list[int], done: Any) -> None:
+        """Each distinct sequence once with prompt_logprobs=1 (vLLM then reads no prefix cache)."""
+        uniq: dict[tuple[int, ...], list[int]] = {}
+        for m in members:
+            uniq.setdefault(items[m].tokens, []).append(m)
+        seqs = list(uniq)
+        for s, out in zip(seqs, self._generate_ids(seqs, self._sampling(prompt_logprobs=1))):
+            self.tokens_computed += len(s)
+            rows = _rows(s, out.prompt_logprobs, 0)
+            for m in uniq[s]:
+                lp, greedy = _sum_rows(rows, items[m].start, len(s))
+                done(m, lp, greedy)
+            self.strategy_counts["prompt_logprobs"] += len(uniq[s])
+
+    def _score_cached(self, items: list[Item], groups: list[Group], done: Any) -> None:
+        """Multi-token scoring that keeps the prefix cache on (the shared-context strategy).
+
+        vLLM skips the prefix cache for prompt_logprobs requests only by default
+        (``skip_reading_prefix_cache``); with it off, a request whose first C tokens hit the cache
+        returns valid prompt log-probs for rows C.. only. Row r (the log-prob of token r+1) depends on
+        tokens[:r+2] alone, so rows are kept in a trie keyed by that prefix and any request that computed
+        a row serves every sequence sharing it. Per batch of groups: first one leader sequence per group
+        (computes and caches the shared prefix), then the other members (read it from the cache). A
+        sequence whose rows are not all covered — its cache hit ended inside a block boundary past its
+        divergence, or blocks were evicted between the phases — is rescored without the cache.
+        """
+        # leaders ignore what an earlier call left in the cache, so all their rows are computed; the others read it
+        lead_sp = self._sampling(prompt_logprobs=1)
+        sp = self._sampling(prompt_logprobs=1, skip_reading_prefix_cache=False)
+        budget = self._cache_tokens() // 2  # leaders of a batch must still be cached when their members run
+        batches: list[list[Group]] = [[]]
+        used = 0
+        for g in groups:
+            size = sum(len(items[m].tokens) for m in g.members)
+            if batches[-1] and used + size > budget:
+                batches.append([])
+                used = 0
+            batches[-1].append(g)
+            used += size
+        for batch in batches:
+            trie: dict[int, Any] = {}
+            leaders: list[tuple[int, ...]] = []
+            others: list[tuple[int, ...]] = []
+            seen: set[tuple[int, ...]] = set()
+            for g in batch:
+                distinct = []
                 for m in g.members:
-                    t = items[m].tokens[g.depth]
-                    lp = dist[t].logprob if t in dist else -math.inf
-                    done(m, float(lp), t == best)
-                self.strategy_counts["next_token"] += len(g.members)
-        if naive:
-            # distinct sequences once; prompt_logprobs=1 returns each token's logprob and its rank
-            uniq: dict[tuple[int, ...], list[int]] = {}
-            for m in naive:
-                uniq.setdefault(items[m].tokens, []).append(m)
-            seqs = list(uniq)
-            sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
-            self.calls += 1
-            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(s)) for s in seqs], sp, use_tqdm=False)
-            for s, out in zip(seqs, outs):
-                self.tokens_computed += len(s)
-                plp = out.prompt_logprobs  # [None, {tok: Logprob}, ...] aligned with the prompt
-                for m in uniq[s]:
+                    if items[m].tokens not in seen:
+                        seen.add(items[m].tokens)
+                        distinct.append(items[m].tokens)
+                if distinct:
+                    leaders.append(distinct[0])
+                    others.extend(distinct[1:])
+            for phase, params in ((leaders, lead_sp), (others, sp)):
+                if not phase:
+                    continue
+                for s, out in zip(phase, self._generate_ids(phase, params)):
+                    cached = int(out.num_cached_tokens or 0)
+                    self.tokens_computed += len(s) - cached
+                    _trie_put(trie, s, _rows(s, out.prompt_logprobs, cached), cached)
+            missing: list[int] = []
+            for g in batch:
+                for m in g.members:
                     it = items[m]
-                    total = 0.0
-                    greedy = True
-                    for i in range(it.start, len(s)):
-                        entry = plp[i][s[i]]
-                        total += float(entry.logprob)
-                        greedy = greedy and entry.rank == 1
-                    done(m, total, greedy)
-                self.strategy_counts["prompt_logprobs"] += len(uniq[s])
+                    rows = _trie_get(trie, it.tokens, it.start)
+                    if rows is None:
+                        missing.append(m)
+                        continue
+                    lp, greedy = _sum_rows(rows, it.start, len(it.tokens))
+                    done(m, lp, greedy)
+                    self.strategy_counts["cached_prompt_logprobs"] += 1
+            if missing:
+                self.cache_fallbacks += len(missing)
+                self._score_naive(items, missing, done)
+
+    def _cache_tokens(self) -> int:
+        """KV-cache capacity in tokens (bounds how many groups are planned between cache resets)."""
+        try:
+            cc = self.llm.llm_engine.vllm_config.cache_config
+            return int(cc.num_gpu_blocks) * int(cc.block_size)
+        except (AttributeError, TypeError):
+            return 1 << 16
 
     # ---- generation ----------------------------------------------------------
     def _generate(self, requests: list[Request], sink: Sink) -> None:
@@ -204,3 +303,55 @@ class VLLMBackend:
                 # decode the token ids as the hf backend does, then apply the same stop-sequence cut
                 text = cut_at_stop(self.tok.decode(ids, skip_special_tokens=True), params.stop)
                 sink(Response(requests[i].id, text=text, n_tokens=len(ids), truncated=trunc[b]))
+
+
+# Must not exceed vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS (128 in vllm 0.32); more choices use the full distribution.
+MAX_LOGPROB_TOKEN_IDS = 128
+
+
+def _rows(seq: tuple[int, ...], plp: Any, first: int) -> list[tuple[float, bool] | None]:
+    """(log-prob, is argmax) of token r+1 for each row r of ``seq``; rows before ``first`` are not valid (None)."""
+    out: list[tuple[float, bool] | None] = [None] * (len(seq) - 1)
+    for r in range(first, len(seq) - 1):
+        e = plp[r + 1][seq[r + 1]]  # plp[i]: {token id: Logprob} for position i (plp[0] is None)
+        out[r] = (float(e.logprob), e.rank == 1)
+    return out
+
+
+def _sum_rows(rows: Sequence[tuple[float, bool] | None], start: int, n: int) -> tuple[float, bool]:
+    total, greedy = 0.0, True
+    for r in range(start - 1, n - 1):
+        lp, g = rows[r]  # type: ignore[misc]
+        total += lp
+        greedy = greedy and g
+    return total, greedy
+
+
+def _trie_put(trie: dict[int, Any], seq: tuple[int, ...], rows: list[tuple[float, bool] | None], first: int) -> None:
+    """Store rows[first:] of ``seq``: the node at depth r+2 (path seq[:r+2]) holds row r."""
+    node = trie
+    for d, t in enumerate(seq):
+        child = node.get(t)
+        if child is None:
+            child = node[t] = [None, {}]
+        r = d - 1
+        if r >= first and child[0] is None:
+            child[0] = rows[r]
+        node = child[1]
+
+
+def _trie_get(trie: dict[int, Any], seq: tuple[int, ...], start: int) -> list[tuple[float, bool] | None] | None:
+    """Rows start-1 .. len-2 of ``seq`` from the trie, or None when one is missing."""
+    rows: list[tuple[float, bool] | None] = [None] * (len(seq) - 1)
+    node = trie
+    for d, t in enumerate(seq):
+        child = node.get(t)
+        if child is None:
+            return None
+        r = d - 1
+        if r >= start - 1:
+            if child[0] is None:
+                return None
+            rows[r] = child[0]
+        node = child[1]
+    return rows
