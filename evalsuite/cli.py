@@ -25,6 +25,11 @@ app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(cache_app, name="cache")
 
 
+class VLLMStrategy(str, Enum):
+    auto = "auto"
+    naive = "naive"
+
+
 class BackendName(str, Enum):
     hf = "hf"
     vllm = "vllm"
@@ -112,6 +117,10 @@ def run(
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")] = 1,
     gpu_memory_utilization: Annotated[float, typer.Option(min=0.05, max=1.0, help="vllm: share of GPU memory for the engine.")] = 0.9,
     enforce_eager: Annotated[bool, typer.Option(help="vllm: no CUDA graphs / compilation (faster start).")] = False,
+    data_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: engine replicas, one process each (GPUs used: this x tensor-parallel-size).")] = 1,
+    block_size: Annotated[Optional[int], typer.Option(min=1, help="vllm: KV-cache block size (prefix-cache hits are whole blocks; default: vLLM's).")] = None,
+    prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching", help="vllm: automatic prefix caching.")] = True,
+    vllm_strategy: Annotated[VLLMStrategy, typer.Option(help="vllm: scoring strategy; naive (prompt log-probs, no cache reuse) is for comparison.")] = VLLMStrategy.auto,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     batch_tokens: Annotated[int, typer.Option(min=1, help="Token budget per forward batch.")] = 4096,
@@ -139,6 +148,8 @@ def run(
         trust_remote_code=trust_remote_code, share_prefixes=not no_prefix_sharing, allow_any_path=allow_any_path,
         use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+        data_parallel_size=data_parallel_size, block_size=block_size, enable_prefix_caching=prefix_caching,
+        vllm_strategy=vllm_strategy.value,
     )
     result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))

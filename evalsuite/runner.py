@@ -63,6 +63,12 @@ class RunConfig:
     """vllm: no CUDA graphs / torch.compile (faster start, for tests and CPUs)."""
     vllm_strategy: str = "auto"
     """vllm: multiple-choice strategy (auto or naive)."""
+    data_parallel_size: int = 1
+    """vllm: engine replicas, one process each."""
+    block_size: int | None = None
+    """vllm: KV-cache block size (None: vLLM's default)."""
+    enable_prefix_caching: bool = True
+    """vllm: automatic prefix caching."""
     use_cache: bool = True
     """Read and write the request cache (``--no-cache`` turns it off)."""
     cache_dir: Path | None = None
@@ -176,7 +182,9 @@ def _vllm_options(cfg: RunConfig) -> Any:
 
     return VLLMOptions(dtype=cfg.dtype, max_model_len=cfg.max_length, tensor_parallel_size=cfg.tensor_parallel_size,
                        gpu_memory_utilization=cfg.gpu_memory_utilization, seed=cfg.seed or 0, add_bos=cfg.add_bos,
-                       trust_remote_code=cfg.trust_remote_code, enforce_eager=cfg.enforce_eager, strategy=cfg.vllm_strategy)
+                       trust_remote_code=cfg.trust_remote_code, enforce_eager=cfg.enforce_eager, strategy=cfg.vllm_strategy,
+                       data_parallel_size=cfg.data_parallel_size, block_size=cfg.block_size,
+                       enable_prefix_caching=cfg.enable_prefix_caching)
 
 
 def backend_identity(cfg: RunConfig) -> dict[str, Any]:
@@ -229,6 +237,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
         "data_dir": ([str(d) for d in cfg.data_dir] if isinstance(cfg.data_dir, list) else str(cfg.data_dir)) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
         "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
         "tensor_parallel_size": cfg.tensor_parallel_size, "vllm_strategy": cfg.vllm_strategy,
+        "data_parallel_size": cfg.data_parallel_size, "block_size": cfg.block_size, "enable_prefix_caching": cfg.enable_prefix_caching,
     }
 
 
