@@ -6,9 +6,11 @@
    on XNLI-ar (lmeval and native variants) — tolerance 0.05 nats per request (bf16 kernels
    differ between the two engines; fp32 agrees to ~1e-5), is_greedy agreement ≥ 99%,
    identical accuracy up to near-ties; greedy generations on calame_ar_gen compared too;
-2. tensor parallel: the same vllm run with --tensor-parallel-size 2 when 2+ GPUs exist,
-   log-likelihoods within the same tolerance of TP=1;
-3. throughput: tokens/s and requests/s of each run.
+2. tensor parallel and data parallel: the same vllm run with --tensor-parallel-size 2 and with
+   --data-parallel-size 2 when 2+ GPUs exist, log-likelihoods within the same tolerance;
+3. throughput: requests/s and tokens/s (tokens the model computed) of each run, and the
+   vllm run with --vllm-strategy naive (lm-eval's way: one prompt-logprobs request per
+   sequence, no prefix cache) for the speed-up of the shared-context strategy.
 Exit code 0 when every check passes; a JSON report is printed.
 """
 
@@ -59,8 +61,10 @@ def main() -> None:
     hf = run(common + ["--backend", "hf", "--device", "cuda", "-o", str(tmp / "hf")])
     vl = run(common + ["--backend", "vllm", "-o", str(tmp / "vllm")])
     runs = {"hf": hf, "vllm": vl}
+    runs["vllm_naive"] = run(common + ["--backend", "vllm", "--vllm-strategy", "naive", "-o", str(tmp / "naive")])
     if torch.cuda.device_count() >= 2:
         runs["vllm_tp2"] = run(common + ["--backend", "vllm", "--tensor-parallel-size", "2", "-o", str(tmp / "tp2")])
+        runs["vllm_dp2"] = run(common + ["--backend", "vllm", "--data-parallel-size", "2", "-o", str(tmp / "dp2")])
     ref = samples(hf)
     ok = True
     for name, path in runs.items():

@@ -2,4 +2,6 @@
 
 from evalsuite.cli import app
 
-app(prog_name="evalsuite")
+# guarded: spawned worker processes (vllm data parallel, vLLM's own workers) re-import the main module
+if __name__ == "__main__":
+    app(prog_name="evalsuite")

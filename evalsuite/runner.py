@@ -201,12 +201,9 @@ def backend_identity(cfg: RunConfig) -> dict[str, Any]:
 
             return static_identity(cfg.model, _hf_options(cfg), fingerprint(cfg.model))
         case "vllm":
-            from evalsuite.backends.hf import config_max_length
-            from evalsuite.backends.vllm import _vllm_dtype
+            from evalsuite.backends.vllm import _identity
 
-            return {"backend": "vllm", "model": cfg.model, "fingerprint": fingerprint(cfg.model), "dtype": _vllm_dtype(cfg.dtype),
-                    "max_length": int(cfg.max_length or config_max_length(cfg.model) or 2048), "add_bos": cfg.add_bos,
-                    "tokenization": "lmeval-0.4.13-pairs"}
+            return _identity(cfg.model, fingerprint(cfg.model), _vllm_options(cfg), cfg.max_length)
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
@@ -223,9 +220,9 @@ def make_backend(cfg: RunConfig) -> Backend:
 
             return HFBackend(cfg.model, _hf_options(cfg), fingerprint=fingerprint(cfg.model))
         case "vllm":
-            from evalsuite.backends.vllm import VLLMBackend
+            from evalsuite.backends.vllm import make_vllm_backend
 
-            return VLLMBackend(cfg.model, _vllm_options(cfg), fingerprint=fingerprint(cfg.model))
+            return make_vllm_backend(cfg.model, _vllm_options(cfg), fingerprint=fingerprint(cfg.model))
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 

