@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=12)
     args = ap.parse_args()
     from evalsuite.fingerprint import fingerprint
-    from evalsuite.tiny import build_tiny_model
+    from evalsuite.tiny import build_tiny_model, weights_digest
     from run import lmeval_task
 
     tmp = Path(tempfile.mkdtemp(prefix="lmeval-golden-"))
@@ -51,6 +51,7 @@ def main() -> None:
             requests.append({"doc_id": s["doc_id"], "context": ctx, "continuation": cont, "loglikelihood": float(ll),
                              "is_greedy": str(greedy) == "True"})
     out = {"lm_eval_version": "0.4.13", "model": "evalsuite.tiny.build_tiny_model(steps=300)", "fingerprint": fingerprint(str(model)),
+           "weights_sha256": weights_digest(model),
            "rows": args.rows, "command": " ".join(["lm_eval"] + cmd[1:]).replace(str(tmp), "<tmp>"),
            "requests": requests}
     dest = ROOT / "tests" / "golden" / "lmeval_xnli_ar.json"

@@ -99,3 +99,17 @@ def _train(model, tok, lines: list[str], steps: int, seed: int) -> None:  # type
             loss.backward()
             opt.step()
     model.eval()
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 of a model's tensors (names and bytes), independent of config.json's transformers_version."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode("utf-8"))
+        h.update(tensors[name].contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from evalsuite.backends.hf import HFBackend, HFOptions
-from evalsuite.fingerprint import fingerprint
+from evalsuite.tiny import weights_digest
 from evalsuite.runner import RunConfig, compute, prepare
 
 GOLDEN = Path(__file__).parent / "golden" / "lmeval_xnli_ar.json"
@@ -14,7 +14,7 @@ GOLDEN = Path(__file__).parent / "golden" / "lmeval_xnli_ar.json"
 
 def test_xnli_ar_lmeval_variant_reproduces_lm_eval_log_likelihoods(tiny_model: Path, xnli_file: Path):
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    assert fingerprint(str(tiny_model)) == golden["fingerprint"], (
+    assert weights_digest(tiny_model) == golden["weights_sha256"], (
         "the test fixture model is no longer bit-identical to the one the lm-eval golden was made with "
         "(evalsuite.tiny changed?): regenerate it with benchmarks/lmeval_golden.py")
     (p,) = prepare(RunConfig(model="x", tasks="xnli_ar", prompts=["lmeval"], limit=golden["rows"], data_dir=xnli_file.parent.parent))
