@@ -44,7 +44,9 @@ class RunConfig:
     backend: str = "hf"
     device: str = "auto"
     dtype: str = "auto"
-    batch_tokens: int = 4096
+    batch_tokens: int | None = None
+    """Token budget per forward batch; None: the backend's default for its device."""
+    packing: bool = True
     max_length: int | None = None
     add_bos: bool = False
     data_dir: Path | list[Path] | None = None
@@ -157,7 +159,7 @@ def check_model_argument(cfg: RunConfig) -> None:
 def _hf_options(cfg: RunConfig) -> Any:
     from evalsuite.backends.hf import HFOptions
 
-    return HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, max_length=cfg.max_length,
+    return HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, packing=cfg.packing, max_length=cfg.max_length,
                      add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
 
 
@@ -230,7 +232,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
     return {
         "suite": cfg.suite, "tasks": cfg.tasks, "limit": cfg.limit, "prompts": cfg.prompts, "shots": cfg.shots,
         "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
-        "batch_tokens": cfg.batch_tokens, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
+        "batch_tokens": cfg.batch_tokens, "packing": cfg.packing, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
         "data_dir": ([str(d) for d in cfg.data_dir] if isinstance(cfg.data_dir, list) else str(cfg.data_dir)) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
         "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
         "tensor_parallel_size": cfg.tensor_parallel_size, "vllm_strategy": cfg.vllm_strategy,
@@ -387,6 +389,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "unique_requests": len(requests),
             "backend_calls": getattr(backend, "calls", 0) if backend is not None else 0,
             "tokens_computed": getattr(backend, "tokens_computed", 0) if backend is not None else 0,
+            # seconds inside the model's forward passes (hf backend): compute_s minus this is harness overhead
+            "forward_s": round(float(getattr(backend, "forward_s", 0.0)), 3) if backend is not None else 0.0,
             "oom_retries": getattr(backend, "oom_retries", 0) if backend is not None else 0,
             "model_loaded": backend is not None,
             "cache": {"enabled": cache is not None, "hits": len(requests) - len(todo), "computed": len(todo),

@@ -66,13 +66,17 @@ def reference(loaded, reqs):
     return {r.id: v for r, v in zip(ll, ref)}
 
 
+@pytest.mark.parametrize("engine", ["packed", "packed-short-rows", "prefix-cache"])
 @pytest.mark.parametrize("share", [True, False], ids=["prefix-reuse", "no-reuse"])
 @pytest.mark.parametrize("budget", [1, 64, 512, 10**7], ids=["one-request", "64tok", "512tok", "all"])
-def test_loglikelihood_matches_unbatched_forward(tiny_model, loaded, reqs, reference, share, budget):
-    backend = HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32", batch_tokens=budget, share_prefixes=share),
-                        model=loaded.model, tokenizer=loaded.tok)
+def test_loglikelihood_matches_unbatched_forward(tiny_model, loaded, reqs, reference, share, budget, engine):
+    # packed-short-rows: rows of 24 tokens, so long groups are split into rows or left to the prefix-cache path
+    opts = HFOptions(device="cpu", dtype="float32", batch_tokens=budget, share_prefixes=share,
+                     packing=engine != "prefix-cache", row_tokens=24 if engine == "packed-short-rows" else 1024)
+    backend = HFBackend(str(tiny_model), opts, model=loaded.model, tokenizer=loaded.tok)
     ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD]
     got = compute(backend, ll)
+    assert backend._packed_ok is (None if engine == "prefix-cache" else True)
     assert len(got) == len(ll) > 100
     worst = max(abs(got[r.id].loglikelihood - reference[r.id][0]) for r in ll)
     assert worst < TOL, worst
@@ -80,6 +84,52 @@ def test_loglikelihood_matches_unbatched_forward(tiny_model, loaded, reqs, refer
     # the model is trained: some continuations are greedy, most are not
     greedy = sum(reference[r.id][1] for r in ll)
     assert 0 < greedy < len(ll)
+
+
+def test_trie_row_shares_every_common_prefix():
+    from evalsuite.backends.hf import _trie_row
+
+    seqs = [(1, 2, 3, 9), (1, 2, 4, 9), (1, 2, 3, 9), (1, 2, 9), (5, 6, 9)]  # inputs drop the last token
+    toks, depth, ends, paths = _trie_row(seqs)
+    # inputs (1,2,3) (1,2,4) (1,2,3) (1,2) (5,6): nodes 1,2,3,4 under one root, then 5,6
+    assert toks == [1, 2, 3, 4, 5, 6]
+    assert depth == [0, 1, 2, 2, 0, 1]
+    assert ends == [4, 4, 3, 4, 6, 6]
+    assert paths == [[0, 1, 2], [0, 1, 3], [0, 1, 2], [0, 1], [4, 5]]
+    for p, s in zip(paths, seqs):  # each path spells its sequence's inputs
+        assert [toks[n] for n in p] == list(s[:-1])
+
+
+def test_packing_refused_when_logits_are_not_head_of_body(tiny_model, loaded, reqs, reference):
+    """A model whose logits are more than lm_head(hidden) (soft-capping, scaling) keeps the prefix-cache path."""
+    import copy
+
+    model = copy.deepcopy(loaded.model)
+    plain = model.forward
+
+    def scaled(*a, **kw):
+        out = plain(*a, **kw)
+        out.logits = out.logits * 0.5
+        return out
+
+    model.forward = scaled
+    b = HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=loaded.tok)
+    ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD][:30]
+    compute(b, ll)
+    assert b._packed_ok is False
+
+
+def test_packing_with_eager_attention(tiny_model, loaded, reqs, reference):
+    """Eager attention takes an additive float mask; the packed rows build it and agree with the reference."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32, attn_implementation="eager").eval()
+    b = HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=loaded.tok)
+    ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD]
+    got = compute(b, ll)
+    assert b._packed_ok is True
+    assert max(abs(got[r.id].loglikelihood - reference[r.id][0]) for r in ll) < TOL
+    assert all(got[r.id].is_greedy == reference[r.id][1] for r in ll)
 
 
 def test_prefix_reuse_computes_fewer_tokens(tiny_model, loaded, reqs):

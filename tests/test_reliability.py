@@ -164,41 +164,47 @@ def _backend(tiny_model: Path, **kw) -> HFBackend:
     return HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32", **kw))
 
 
-def test_nan_log_probs_are_reported_per_task_and_the_run_goes_on(tiny_model, tmp_path):
-    b = _backend(tiny_model)
+@pytest.mark.parametrize("packing", [True, False], ids=["packed", "prefix-cache"])
+def test_nan_log_probs_are_reported_per_task_and_the_run_goes_on(tiny_model, tmp_path, packing):
+    b = _backend(tiny_model, packing=packing)
     poison = b.tok("سيئة", add_special_tokens=False)["input_ids"][0]
-    forward = b.model.forward
+    body = b.model.model  # the decoder both engines run (the packed one calls it directly)
+    forward = body.forward
 
     def nan_forward(*args, **kwargs):
         out = forward(*args, **kwargs)
         ids = kwargs["input_ids"]
         bad = (ids == poison).any(dim=1)
-        out.logits[bad] = float("nan")
+        out.last_hidden_state[bad] = float("nan")
         return out
 
-    b.model.forward = nan_forward
+    body.forward = nan_forward
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path, use_cache=False,
                         share_prefixes=False), backend=b, progress=False)
+    assert b._packed_ok is (True if packing else None)  # the engine under test did the work
     p = res.record["tasks"]["demo_sentiment_ar"]["prompts"]["native"]
     assert p["errors"] and all("non-finite" in e for e in p["errors"])
     assert 0 < p["n"] < 24 and p["metrics"]["acc"]["value"] is not None
 
 
-def test_out_of_memory_halves_the_batch_and_matches(tiny_model, tmp_path):
+@pytest.mark.parametrize("packing", [True, False], ids=["packed", "prefix-cache"])
+def test_out_of_memory_halves_the_batch_and_matches(tiny_model, tmp_path, packing):
     ref = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path / "a", use_cache=False),
               backend=_backend(tiny_model), progress=False)
-    b = _backend(tiny_model, batch_tokens=100_000)
-    forward = b.model.forward
+    b = _backend(tiny_model, batch_tokens=100_000, packing=packing)
+    body = b.model.model
+    forward = body.forward
 
     def small_device(*args, **kwargs):
         if kwargs["input_ids"].shape[0] > 3:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return forward(*args, **kwargs)
 
-    b.model.forward = small_device
+    body.forward = small_device
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path / "b", use_cache=False),
               backend=b, progress=False)
     assert res.record["timings"]["oom_retries"] > 0
+    assert b._packed_ok is (True if packing else None)
     assert _samples(res.results_path) == pytest.approx(_samples(ref.results_path), abs=1e-4)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,14 +28,21 @@ from evalsuite.core.records import Request, RequestKind, Response
 class HFOptions:
     device: str = "auto"
     dtype: str = "auto"
-    batch_tokens: int = 4096
-    """Token budget per forward batch (rows × padded length)."""
+    batch_tokens: int | None = None
+    """Token budget per forward batch (rows × padded length); None: 1024 on CPU (measured fastest
+    for small models, see benchmarks/README.md), 4096 on GPUs."""
     max_length: int | None = None
     """Override the model's context length."""
     add_bos: bool = False
     trust_remote_code: bool = False
     share_prefixes: bool = True
     """Compute shared token prefixes once (off = one plain forward per request)."""
+    packing: bool = True
+    """Pack a group's prefix and all its members' tails into one row with a tree-shaped attention
+    mask (no key/value gather, no padding between members, lm head only at scored positions).
+    Used where the model passes a self-check; otherwise the prefix-cache path runs."""
+    row_tokens: int = 1024
+    """Longest packed row; a longer group is split into rows that each repeat its prefix."""
     gen_batch_size: int = 16
 
 
@@ -166,6 +174,12 @@ class HFBackend:
         self.tokens_computed = 0
         self.truncated = 0
         self.oom_retries = 0
+        self.batch_tokens = max(1, self.opts.batch_tokens or (1024 if self.device == "cpu" else 4096))
+        self.forward_s = 0.0
+        """Seconds inside the model's forward passes (the harness's own compute; the rest is overhead)."""
+        self._packed_ok: bool | None = None
+        self._body: Any = None
+        self._head: Any = None
         if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -225,8 +239,13 @@ class HFBackend:
         import torch
 
         groups = plan_groups(items, self.opts.share_prefixes)
+        if self.opts.packing and self._packable():
+            rows, rest = self._pack_rows(items, groups)
+            if rows:
+                self._score_packed(items, rows, done, torch)
+            groups = rest
         groups.sort(key=lambda g: (g.depth, len(g.members)))
-        budget = max(1, self.opts.batch_tokens)
+        budget = self.batch_tokens
         chunk: list[Group] = []
         longest = 0
         tail_tokens = 0
@@ -244,14 +263,189 @@ class HFBackend:
 
     def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
         self.calls += 1
+        t = time.perf_counter()
         try:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              past_key_values=past, use_cache=True)
         except RuntimeError as e:
             _raise_if_oom(e, input_ids.shape)
             raise
+        self.forward_s += time.perf_counter() - t
         self.tokens_computed += int(attention_mask[:, -input_ids.shape[1]:].sum())
         return out
+
+    # ---- packed rows: prefix + every member's tail in one row, tree attention ----
+    def _packable(self) -> bool:
+        """Whether packed rows give this model's numbers: checked once against plain forward passes.
+
+        Needs a custom 4D attention mask (sdpa or eager attention), explicit position ids, no
+        sliding window, and ``lm_head(body(x))`` equal to the model's logits (no final soft-capping
+        or scaling the split would miss). Any doubt: the prefix-cache path, which needs none of it.
+        """
+        if self._packed_ok is None:
+            self._packed_ok = self._check_packing()
+        return self._packed_ok
+
+    def _check_packing(self) -> bool:
+        import torch
+
+        cfg = self.model.config
+        impl = getattr(cfg, "_attn_implementation", None)
+        if impl not in ("sdpa", "eager") or getattr(cfg, "sliding_window", None) or getattr(cfg, "layer_types", None) and \
+                any(t != "full_attention" for t in cfg.layer_types):
+            return False
+        body = getattr(self.model, getattr(self.model, "base_model_prefix", "model"), None)
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        if body is None or head is None:
+            return False
+        self._body, self._head = body, head
+        vocab = int(getattr(cfg, "vocab_size", 0) or head.weight.shape[0])
+        g = torch.Generator().manual_seed(0)
+        a = torch.randint(0, vocab, (9,), generator=g).tolist()
+        b = a[:4] + torch.randint(0, vocab, (3,), generator=g).tolist()
+        items = [Item(tuple(a), 2), Item(tuple(b), 1)]
+        got: dict[int, float] = {}
+        try:
+            with torch.no_grad():
+                self._run_rows(items, [(4, (0, 1))], lambda i, lp, gr: got.__setitem__(i, lp), torch, count=False)
+                want = []
+                for it in items:
+                    ids = torch.tensor([it.tokens], device=self.device)
+                    lp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), -1)
+                    tgt = ids[0, 1:]
+                    want.append(float(lp.gather(1, tgt.unsqueeze(1))[it.start - 1:].sum()))
+        except Exception as e:  # an architecture that refuses a 4D mask or explicit positions
+            if os.environ.get("EVALSUITE_DEBUG"):
+                raise
+            _ = e
+            return False
+        tol = 1e-3 if self.torch_dtype == torch.float32 else 5e-2
+        return all(i in got and math.isfinite(got[i]) and abs(got[i] - w) <= tol * max(1.0, abs(w)) for i, w in enumerate(want))
+
+    def _pack_rows(self, items: list[Item], groups: list[Group]) -> tuple[list[tuple[int, tuple[int, ...]]], list[Group]]:
+        """(depth, members) rows of at most ``row_tokens`` tokens; groups too long for that stay on the cache path.
+
+        A group longer than a row is split into rows that each repeat its prefix, when the prefix is
+        short enough (an eighth of a row) for that repetition to cost less than the gather it saves.
+        """
+        cap = max(2, self.opts.row_tokens)
+        rows: list[tuple[int, tuple[int, ...]]] = []
+        rest: list[Group] = []
+        for g in groups:
+            tails = [len(items[m].tokens) - 1 - g.depth for m in g.members]
+            if g.depth + sum(tails) <= cap:
+                rows.append((g.depth, g.members))
+            elif g.depth <= cap // 8 and all(g.depth + t <= cap for t in tails):
+                cur: list[int] = []
+                used = g.depth
+                for m, t in zip(g.members, tails):
+                    if cur and used + t > cap:
+                        rows.append((g.depth, tuple(cur)))
+                        cur, used = [], g.depth
+                    cur.append(m)
+                    used += t
+                rows.append((g.depth, tuple(cur)))
+            else:
+                rest.append(g)
+        return rows, rest
+
+    def _score_packed(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any) -> None:
+        def length(r: tuple[int, tuple[int, ...]]) -> int:
+            return r[0] + sum(len(items[m].tokens) - 1 - r[0] for m in r[1])
+
+        rows = sorted(rows, key=length)
+        budget = self.batch_tokens
+        i = 0
+        while i < len(rows):
+            j = i + 1
+            while j < len(rows) and (j - i + 1) * length(rows[j]) <= budget:
+                j += 1
+            self._run_rows_retry(items, rows[i:j], done, torch)
+            i = j
+
+    def _run_rows_retry(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any) -> None:
+        try:
+            self._run_rows(items, rows, done, torch)
+        except _OutOfMemory as e:
+            if len(rows) == 1:
+                raise BackendError(f"out of memory even for one packed row ({e}); use a smaller --batch-tokens, "
+                                   "--max-length, another --dtype or a larger device") from None
+            self.oom_retries += 1
+            half = len(rows) // 2
+            self._run_rows_retry(items, rows[:half], done, torch)
+            self._run_rows_retry(items, rows[half:], done, torch)
+
+    def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any,
+                  count: bool = True) -> None:
+        """One forward over packed rows. A row holds the token trie of its members' inputs in depth-first
+        order: every distinct prefix once (the group's shared prefix, and any further sharing such as a
+        common answer word), each token at its own position id, attending to exactly its ancestors.
+        In depth-first order the ancestors of node i are the nodes j <= i whose subtree reaches i."""
+        dev = self.device
+        B = len(rows)
+        tries = [_trie_row([items[m].tokens for m in ms]) for _, ms in rows]
+        L = max(len(t[0]) for t in tries)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        ids = torch.full((B, L), pad, dtype=torch.long)
+        pos = torch.zeros((B, L), dtype=torch.long)
+        end = torch.arange(1, L + 1, dtype=torch.long).repeat(B, 1)  # padding: a subtree of itself only
+        where_b: list[int] = []  # per scored token: row, node, target, member
+        where_c: list[int] = []
+        targets: list[int] = []
+        owner: list[int] = []
+        members: list[int] = []
+        for b, ((_, ms), (toks, depth, ends, paths)) in enumerate(zip(rows, tries)):
+            n = len(toks)
+            ids[b, :n] = torch.tensor(toks, dtype=torch.long)
+            pos[b, :n] = torch.tensor(depth, dtype=torch.long)
+            end[b, :n] = torch.tensor(ends, dtype=torch.long)
+            for m, path in zip(ms, paths):
+                it = items[m]
+                for t in range(it.start, len(it.tokens)):  # token t is predicted at the node of tokens[:t]
+                    where_b.append(b)
+                    where_c.append(path[t - 1])
+                    targets.append(it.tokens[t])
+                    owner.append(len(members))
+                members.append(m)
+        idx = torch.arange(L)
+        allowed = (idx[None, None, :] <= idx[None, :, None]) & (idx[None, :, None] < end[:, None, :])
+        allowed = allowed.unsqueeze(1)
+        if self.model.config._attn_implementation == "eager":
+            mask = torch.zeros(allowed.shape, dtype=self.torch_dtype).masked_fill(~allowed, torch.finfo(self.torch_dtype).min)
+        else:
+            mask = allowed
+        self.calls += 1
+        t0 = time.perf_counter()
+        try:
+            hidden = self._body(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                use_cache=False).last_hidden_state
+            # the lm head only where a token is scored, once per distinct position
+            flat = torch.tensor(where_b, dtype=torch.long) * L + torch.tensor(where_c, dtype=torch.long)
+            uniq, inv = torch.unique(flat, return_inverse=True)
+            h = hidden.reshape(B * L, -1).index_select(0, uniq.to(dev))
+            tgt = torch.tensor(targets, dtype=torch.long, device=dev)
+            inv = inv.to(dev)
+            tok_lp = torch.empty(len(targets), dtype=torch.float32, device=dev)
+            greedy = torch.empty(len(targets), dtype=torch.bool, device=dev)
+            step = max(1, (1 << 24) // max(1, int(self._head.weight.shape[0])))  # logits buffer ≤ 64 MB in fp32
+            for s0 in range(0, h.shape[0], step):
+                logits = self._head(h[s0:s0 + step]).float()
+                sel = ((inv >= s0) & (inv < s0 + step)).nonzero().squeeze(1)
+                r, t = inv[sel] - s0, tgt[sel]
+                tok_lp[sel] = logits[r, t] - torch.logsumexp(logits, -1)[r]
+                greedy[sel] = logits.argmax(-1)[r] == t
+                del logits
+        except RuntimeError as e:
+            _raise_if_oom(e, ids.shape)
+            raise
+        if count:
+            self.forward_s += time.perf_counter() - t0
+            self.tokens_computed += sum(len(t[0]) for t in tries)
+        own = torch.tensor(owner, dtype=torch.long, device=dev)
+        sums = torch.zeros(len(members), dtype=torch.float64, device=dev).index_add_(0, own, tok_lp.double()).tolist()
+        misses = torch.zeros(len(members), dtype=torch.long, device=dev).index_add_(0, own, (~greedy).long()).tolist()
+        for k, m in enumerate(members):
+            done(m, sums[k], misses[k] == 0)
 
     def _run_chunk_retry(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
         """Run a chunk; on out-of-memory in its prefix pass, halve it and retry, down to one group."""
@@ -340,7 +534,7 @@ class HFBackend:
 
         # Tails: batched by length on top of the gathered prefix cache.
         tails.sort(key=lambda t: len(items[t[1]].tokens) - chunk[t[0]].depth)
-        budget = max(1, self.opts.batch_tokens)
+        budget = self.batch_tokens
         i = 0
         while i < len(tails):
             j = i
@@ -452,6 +646,41 @@ class HFBackend:
                 new = new[: new.index(tok.eos_token_id)]
             text = cut_at_stop(tok.decode(new, skip_special_tokens=True), params.stop)
             sink(Response(requests[i].id, text=text, n_tokens=len(new), truncated=trunc[b]))
+
+
+def _trie_row(seqs: list[tuple[int, ...]]) -> tuple[list[int], list[int], list[int], list[list[int]]]:
+    """The trie of the model inputs ``s[:-1]`` of ``seqs``, in depth-first order.
+
+    Returns per node its token, its position (depth), and the end (exclusive) of its subtree in
+    that order; and per sequence the node of each of its input positions. Sorted insertion makes
+    the creation order depth-first: a sequence adds nodes only below its longest common prefix
+    with the previous one, and that prefix's deeper nodes are closed for good.
+    """
+    toks: list[int] = []
+    depth: list[int] = []
+    ends: list[int] = []
+    paths: list[list[int]] = [[] for _ in seqs]
+    path: list[int] = []
+    prev: tuple[int, ...] = ()
+    for k in sorted(range(len(seqs)), key=lambda i: seqs[i]):
+        s = seqs[k][:-1]
+        n = min(len(prev), len(s))
+        common = 0
+        while common < n and prev[common] == s[common]:
+            common += 1
+        for node in path[common:]:
+            ends[node] = len(toks)
+        del path[common:]
+        for p in range(common, len(s)):
+            path.append(len(toks))
+            toks.append(s[p])
+            depth.append(p)
+            ends.append(-1)
+        paths[k] = list(path)
+        prev = s
+    for node in path:
+        ends[node] = len(toks)
+    return toks, depth, ends, paths
 
 
 class _OutOfMemory(Exception):
