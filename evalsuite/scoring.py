@@ -21,13 +21,13 @@ from evalsuite.core.records import OutputType, Response
 from evalsuite.metrics import LOWER_IS_BETTER, MetricValue, mc_predictions
 from evalsuite.metrics.classification import jaccard_samples, multilabel_f1, pearson, spearman
 from evalsuite.metrics.normalize import normalize, script_of
-from evalsuite.metrics.text import rouge, sacre
+from evalsuite.metrics.text import rouge, sacre, sacre_stats
 from evalsuite.metrics.uncertainty import Resampler, seed_of, summarize
 from evalsuite.prompts import PromptedExample
 from evalsuite.spec.loader import LoadedTask
 
 N_BOOT = 1000
-N_BOOT_SACRE = 200  # sacrebleu corpus scores are slow to recompute; 200 resamples bound the CI well enough
+N_BOOT_SACRE = 200  # only when sacrebleu gives no segment statistics: rescoring the corpus per resample is slow
 N_RANDOM = 1000
 
 
@@ -229,9 +229,15 @@ def score_task(task: LoadedTask, prompted: list[PromptedExample], responses: dic
                         if not preds:
                             col.add(m.name, math.nan, m.name, None, None)
                             continue
-                        val, sig = sacre(sname, preds, refs)
-                        dist = rs.stat(lambda idx, s=sname: sacre(s, [preds[j] for j in idx], [refs[j] for j in idx])[0],
-                                       N_BOOT_SACRE) if len(preds) > 1 else None
+                        val, sig, stats, from_stats = sacre_stats(sname, preds, refs)
+                        if len(preds) <= 1:
+                            dist = None
+                        elif stats is not None and from_stats is not None:
+                            # resampled corpus statistics: every resample, exactly as sacrebleu scores a corpus
+                            dist = np.array([from_stats(row) for row in rs.sums(stats)])
+                        else:
+                            dist = rs.stat(lambda idx, s=sname: sacre(s, [preds[j] for j in idx], [refs[j] for j in idx])[0],
+                                           N_BOOT_SACRE)
                         col.add(m.name, val, sig, dist, None if m.name == "ter" else base)
         prompt_scores.append(PromptScore(spec.task, prompt_id, len(keep), col.values, col.random, col.majority, n_trunc,
                                          errors, details))

@@ -128,6 +128,27 @@ def test_sacrebleu_metrics_match_its_api():
     assert "nrefs:1" in sacre("bleu", hyp, ref)[1]
 
 
+
+@pytest.mark.parametrize("name", ["bleu", "chrf", "chrf++", "ter"])
+def test_sacrebleu_bootstrap_from_statistics_equals_rescoring(name):
+    """Resampling summed segment statistics gives, resample by resample, sacrebleu's score of that resample."""
+    from evalsuite.metrics.text import sacre_stats
+
+    rng = np.random.default_rng(3)
+    words = "كتب الطالب الدرس في المدرسة صباحا ثم عاد إلى البيت مع أخيه الصغير".split()
+    refs = [" ".join(rng.choice(words, size=rng.integers(3, 10))) for _ in range(40)]
+    hyps = [" ".join(rng.choice(words, size=rng.integers(2, 10))) for _ in range(40)]
+    val, _, stats, from_stats = sacre_stats(name, hyps, refs)
+    assert stats is not None and stats.shape[0] == 40
+    assert abs(from_stats(stats.sum(0)) - val) < 1e-9
+    clusters = [f"c{i // 2}" for i in range(40)]  # pairs of examples move together
+    rs = Resampler(clusters, n=25, seed=1)
+    sums = rs.sums(stats)
+    for d, row in zip(rs.draws, sums):
+        idx = np.concatenate([rs.members[c] for c in d])
+        want = sacre(name, [hyps[j] for j in idx], [refs[j] for j in idx])[0]
+        assert abs(from_stats(row) - want) < 1e-9
+
 def test_spbleu_offline_fails_clearly(monkeypatch, tmp_path):
     from evalsuite.core.errors import BackendError
 

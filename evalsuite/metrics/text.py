@@ -4,7 +4,7 @@ and a ROUGE whose tokenizer keeps Arabic and every other script."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from evalsuite.core.errors import BackendError
 from evalsuite.metrics.normalize import normalize
@@ -12,33 +12,77 @@ from evalsuite.metrics.normalize import normalize
 
 def sacre(name: str, preds: Sequence[str], refs: Sequence[str]) -> tuple[float, str]:
     """Corpus score and signature of a sacrebleu metric (bleu, spbleu, chrf, chrf++, ter)."""
+    score, sig, _, _ = sacre_stats(name, preds, refs)
+    return score, sig
+
+
+def sacre_stats(name: str, preds: Sequence[str], refs: Sequence[str]) -> tuple[float, str, Any, Callable[[Any], float] | None]:
+    """Corpus score, signature, per-segment sufficient statistics and the score of summed statistics.
+
+    sacrebleu's corpus scores are functions of per-segment statistics summed over the corpus
+    (n-gram matches and lengths for BLEU, character/word n-gram counts for chrF, edits and
+    reference lengths for TER): sacrebleu computes ``corpus_score`` and its own bootstrap that
+    way. Returning them lets a bootstrap resample sums (one matrix product) instead of
+    re-tokenizing the corpus for every resample. Statistics are None when this sacrebleu lacks
+    the methods (then callers fall back to rescoring).
+    """
+    import numpy as np
+
+    m = _sacre_metric(name)
+    try:
+        s = m.corpus_score(list(preds), [list(refs)])
+        stats = None
+        from_stats = None
+        if hasattr(m, "_extract_corpus_statistics") and hasattr(m, "_compute_score_from_stats"):
+            stats = np.asarray(m._extract_corpus_statistics(list(preds), [list(refs)]), dtype=float)
+
+            def from_stats(total: Any, m: Any = m) -> float:
+                return float(m._compute_score_from_stats([_exact(x) for x in total]).score)
+
+            if stats.ndim != 2 or abs(from_stats(stats.sum(0)) - float(s.score)) > 1e-9:
+                stats, from_stats = None, None  # a layout we do not know: rescore instead
+    except Exception as e:  # spBLEU needs sentencepiece and a SentencePiece model downloaded on first use
+        if name == "spbleu":
+            raise _spbleu_error(e) from None
+        raise
+    return float(s.score), str(m.get_signature()), stats, from_stats
+
+
+def _exact(x: float) -> float | int:
+    """Summed counts back to ints (they are integers; TER's edit counts may be fractional)."""
+    r = round(x)
+    return int(r) if abs(x - r) < 1e-9 else x
+
+
+def _spbleu_error(e: BaseException) -> BackendError:
+    return BackendError(
+        "spBLEU needs the sentencepiece package and sacrebleu's flores200 SentencePiece model, which sacrebleu "
+        f"downloads on first use; it could not get them ({type(e).__name__}: {str(e).strip()[:200]}). "
+        "Offline: pip install sentencepiece and copy a sacrebleu cache that has the model into ~/.sacrebleu "
+        "(or point $SACREBLEU at it), or drop spbleu from the task's metrics.")
+
+
+def _sacre_metric(name: str) -> Any:
     import sacrebleu
 
     try:
         match name:
             case "bleu":
-                m = sacrebleu.metrics.BLEU()
+                return sacrebleu.metrics.BLEU()
             case "spbleu":
-                m = sacrebleu.metrics.BLEU(tokenize="flores200")
+                return sacrebleu.metrics.BLEU(tokenize="flores200")
             case "chrf":
-                m = sacrebleu.metrics.CHRF()
+                return sacrebleu.metrics.CHRF()
             case "chrf++":
-                m = sacrebleu.metrics.CHRF(word_order=2)
+                return sacrebleu.metrics.CHRF(word_order=2)
             case "ter":
-                m = sacrebleu.metrics.TER()
+                return sacrebleu.metrics.TER()
             case _:  # pragma: no cover - guarded by the schema
                 raise ValueError(name)
-        s = m.corpus_score(list(preds), [list(refs)])
-    except Exception as e:  # spBLEU needs sentencepiece and a SentencePiece model downloaded on first use
+    except Exception as e:  # spBLEU's tokenizer loads its SentencePiece model here on some versions
         if name == "spbleu":
-            raise BackendError(
-                "spBLEU needs the sentencepiece package and sacrebleu's flores200 SentencePiece model, which sacrebleu "
-                f"downloads on first use; it could not get them ({type(e).__name__}: {str(e).strip()[:200]}). "
-                "Offline: pip install sentencepiece and copy a sacrebleu cache that has the model into ~/.sacrebleu "
-                "(or point $SACREBLEU at it), or drop spbleu from the task's metrics."
-            ) from None
+            raise _spbleu_error(e) from None
         raise
-    return float(s.score), str(m.get_signature())
 
 
 def _tokens(text: str, script: str) -> list[str]:

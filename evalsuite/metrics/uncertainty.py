@@ -33,6 +33,14 @@ class Resampler:
         sums = np.bincount(self.cidx, weights=values, minlength=self.k)
         return (self.weights @ sums) / (self.weights @ self.counts)
 
+    def sums(self, stats: np.ndarray) -> np.ndarray:
+        """Bootstrap distribution of column sums of per-example ``stats`` (n_examples × k): one row per resample."""
+        if self.weights is None:
+            return np.zeros((0, stats.shape[1]))
+        per_cluster = np.zeros((self.k, stats.shape[1]))
+        np.add.at(per_cluster, self.cidx, stats)
+        return self.weights @ per_cluster
+
     def stat(self, fn: Callable[[np.ndarray], float], n: int | None = None) -> np.ndarray:
         """Bootstrap distribution of ``fn(indices)`` (corpus-level metrics)."""
         out = []
