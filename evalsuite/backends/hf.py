@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
 from evalsuite.backends.plan import Group, Item, plan_groups
@@ -279,13 +279,29 @@ class HFBackend:
             g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
             # groups are sorted by depth, so g.depth is the chunk's padded prefix width
             if chunk and ((len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
-                self._run_chunk_retry(items, chunk, done, torch)
+                self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
+                              lambda c: f"a single prefix of {c[0].depth} tokens")
                 chunk, longest, tail_tokens = [], 0, 0
             chunk.append(g)
             longest = max(longest, g.depth)
             tail_tokens += g_tail
         if chunk:
-            self._run_chunk_retry(items, chunk, done, torch)
+            self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
+                          lambda c: f"a single prefix of {c[0].depth} tokens")
+
+    def _halving(self, run: Callable[[list], None], batch: list, alone: Callable[[list], str]) -> None:
+        """Run a batch; on out-of-memory, halve it and retry each half, down to one element
+        (then a BackendError that ``alone(batch)`` describes)."""
+        try:
+            run(batch)
+        except _OutOfMemory as e:
+            if len(batch) == 1:
+                raise BackendError(f"out of memory even for {alone(batch)} ({e}); use a smaller --batch-tokens or "
+                                   "--max-length, another --dtype or a larger device") from None
+            self.oom_retries += 1
+            half = len(batch) // 2
+            self._halving(run, batch[:half], alone)
+            self._halving(run, batch[half:], alone)
 
     def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
         self.calls += 1
@@ -386,20 +402,8 @@ class HFBackend:
             j = i + 1
             while j < len(rows) and (j - i + 1) * length(rows[j]) <= budget:
                 j += 1
-            self._run_rows_retry(items, rows[i:j], done, torch)
+            self._halving(lambda b: self._run_rows(items, b, done, torch), rows[i:j], lambda b: "one packed row")
             i = j
-
-    def _run_rows_retry(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any) -> None:
-        try:
-            self._run_rows(items, rows, done, torch)
-        except _OutOfMemory as e:
-            if len(rows) == 1:
-                raise BackendError(f"out of memory even for one packed row ({e}); use a smaller --batch-tokens, "
-                                   "--max-length, another --dtype or a larger device") from None
-            self.oom_retries += 1
-            half = len(rows) // 2
-            self._run_rows_retry(items, rows[:half], done, torch)
-            self._run_rows_retry(items, rows[half:], done, torch)
 
     def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any,
                   count: bool = True) -> None:
@@ -473,34 +477,6 @@ class HFBackend:
         for k, m in enumerate(members):
             done(m, sums[k], misses[k] == 0)
 
-    def _run_chunk_retry(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
-        """Run a chunk; on out-of-memory in its prefix pass, halve it and retry, down to one group."""
-        try:
-            self._run_chunk(items, chunk, done, torch)
-        except _OutOfMemory as e:
-            if len(chunk) == 1:
-                raise BackendError(f"out of memory even for a single prefix of {chunk[0].depth} tokens ({e}); "
-                                   "use a smaller --max-length, another --dtype or a larger device") from None
-            self.oom_retries += 1
-            half = len(chunk) // 2
-            self._run_chunk_retry(items, chunk[:half], done, torch)
-            self._run_chunk_retry(items, chunk[half:], done, torch)
-
-    def _run_tails_retry(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]],
-                         layers: Any, prefix_mask: Any, partial: dict, done: Any, torch: Any) -> None:
-        """Run a tail batch; on out-of-memory, halve it and retry, down to one row."""
-        T = max(len(items[m].tokens) - chunk[gi].depth - 1 for gi, m in batch)
-        try:
-            self._run_tails(items, chunk, batch, T, layers, prefix_mask, partial, done, torch)
-        except _OutOfMemory as e:
-            if len(batch) == 1:
-                raise BackendError(f"out of memory even for one continuation of {T} tokens ({e}); "
-                                   "use a smaller --max-length, another --dtype or a larger device") from None
-            self.oom_retries += 1
-            half = len(batch) // 2
-            self._run_tails_retry(items, chunk, batch[:half], layers, prefix_mask, partial, done, torch)
-            self._run_tails_retry(items, chunk, batch[half:], layers, prefix_mask, partial, done, torch)
-
     def _run_chunk(self, items: list[Item], chunk: list[Group], done: Any, torch: Any) -> None:
         dev = self.device
         G = len(chunk)
@@ -571,12 +547,14 @@ class HFBackend:
                     break
                 longest = max(longest, L)
                 j += 1
-            self._run_tails_retry(items, chunk, tails[i:j], layers, mask, partial, done, torch)
+            self._halving(lambda b: self._run_tails(items, chunk, b, layers, mask, partial, done, torch), tails[i:j],
+                          lambda b: "one continuation")
             i = j
 
-    def _run_tails(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]], T: int,
+    def _run_tails(self, items: list[Item], chunk: list[Group], batch: list[tuple[int, int]],
                    layers: list[tuple[Any, Any]], prefix_mask: Any, partial: dict, done: Any, torch: Any) -> None:
         dev = self.device
+        T = max(len(items[m].tokens) - chunk[gi].depth - 1 for gi, m in batch)
         B = len(batch)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         ids = torch.full((B, T), pad, dtype=torch.long)
@@ -624,19 +602,8 @@ class HFBackend:
             for i in order[s: s + bs]:
                 by_params.setdefault(requests[i].generation, []).append(i)
             for params, members in by_params.items():
-                self._generate_retry(requests, members, params, sink)
-
-    def _generate_retry(self, requests: list[Request], members: list[int], params: Any, sink: Sink) -> None:
-        """Generate for ``members``; on out-of-memory, halve the batch and retry, down to one prompt."""
-        try:
-            self._generate_batch(requests, members, params, sink)
-        except _OutOfMemory as e:
-            if len(members) == 1:
-                raise BackendError(f"out of memory generating for a single prompt ({e})") from None
-            self.oom_retries += 1
-            half = len(members) // 2
-            self._generate_retry(requests, members[:half], params, sink)
-            self._generate_retry(requests, members[half:], params, sink)
+                self._halving(lambda b, p=params: self._generate_batch(requests, b, p, sink), members,
+                              lambda b: "a single prompt")
 
     def _generate_batch(self, requests: list[Request], members: list[int], params: Any, sink: Sink) -> None:
         import torch
