@@ -2,8 +2,9 @@
 
     python benchmarks/lmeval_golden.py --lm-eval PATH/TO/venv/bin/lm_eval
 
-Builds the test fixture model (evalsuite.tiny.build_tiny_model(steps=300), bit-reproducible),
-runs `lm_eval --model hf --log_samples` with lm-eval's xnli_ar template (empty context, each
+Builds a tiny model (evalsuite.tiny.build_tiny_model(steps=300)) into tests/golden/lmeval_model/
+(committed: training is bit-reproducible on one machine, not across CPUs, so the golden keeps
+the weights its log-likelihoods were made with), runs `lm_eval --model hf --log_samples` with lm-eval's xnli_ar template (empty context, each
 choice the whole sentence "premise, صحيح? WORD, hypothesis") over a local copy of the first N
 rows of ALUE's XNLI-ar dev file, and stores the model fingerprint, the command and every
 request's log-likelihood and is_greedy. tests/test_lmeval_parity.py compares evalsuite to it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +36,10 @@ def main() -> None:
     from run import lmeval_task
 
     tmp = Path(tempfile.mkdtemp(prefix="lmeval-golden-"))
-    model = build_tiny_model(tmp / "model", steps=300)
+    model = ROOT / "tests" / "golden" / "lmeval_model"
+    shutil.rmtree(model, ignore_errors=True)
+    build_tiny_model(model, steps=300)
+    (model / "generation_config.json").unlink(missing_ok=True)  # not needed to score; one file fewer
     task_dir = lmeval_task(tmp, args.data, args.rows)
     cmd = [args.lm_eval, "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--tasks", "xnli_ar_local",
            "--include_path", str(task_dir), "--device", "cpu", "--batch_size", "1", "--output_path", str(tmp / "out"), "--log_samples"]
@@ -50,9 +55,10 @@ def main() -> None:
             ll, greedy = resp[0]
             requests.append({"doc_id": s["doc_id"], "context": ctx, "continuation": cont, "loglikelihood": float(ll),
                              "is_greedy": str(greedy) == "True"})
-    out = {"lm_eval_version": "0.4.13", "model": "evalsuite.tiny.build_tiny_model(steps=300)", "fingerprint": fingerprint(str(model)),
+    out = {"lm_eval_version": "0.4.13", "model": "tests/golden/lmeval_model (evalsuite.tiny.build_tiny_model(steps=300))",
+           "fingerprint": fingerprint(str(model)),
            "weights_sha256": weights_digest(model),
-           "rows": args.rows, "command": " ".join(["lm_eval"] + cmd[1:]).replace(str(tmp), "<tmp>"),
+           "rows": args.rows, "command": " ".join(["lm_eval"] + cmd[1:]).replace(str(tmp), "<tmp>").replace(str(model), "tests/golden/lmeval_model"),
            "requests": requests}
     dest = ROOT / "tests" / "golden" / "lmeval_xnli_ar.json"
     dest.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
