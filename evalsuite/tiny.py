@@ -70,7 +70,7 @@ def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int 
                       tie_word_embeddings=False)
     model = LlamaForCausalLM(cfg)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: bit-identical weights on every run (golden files depend on it)
+    torch.set_num_threads(1)  # one thread: bit-identical weights on every run on one machine (not across CPU models)
     try:
         _train(model, tok, lines, steps, seed)
     finally:

@@ -182,3 +182,16 @@ def test_unsupported_architecture_is_a_clear_error(vmodel: Path, tmp_path: Path)
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BackendError, match=r"config\.json: architectures \['NoSuchModelForCausalLM'\] are not supported"):
         VLLMBackend(str(bad), VLLMOptions(dtype="float32", enforce_eager=True))
+
+
+def test_cpu_block_size_not_a_multiple_of_32_is_a_clear_error(vmodel: Path) -> None:
+    """vLLM's CPU attention refuses --block-size 16 (GPUs take it): the error says which option and what it takes."""
+    import torch
+
+    from evalsuite.backends.vllm import VLLMBackend, VLLMOptions
+    from evalsuite.core.errors import BackendError
+
+    if torch.cuda.is_available():
+        pytest.skip("GPU vLLM accepts block size 16")
+    with pytest.raises(BackendError, match=r"--block-size: vLLM's CPU attention takes multiples of 32"):
+        VLLMBackend(str(vmodel), VLLMOptions(dtype="float32", enforce_eager=True, block_size=16))

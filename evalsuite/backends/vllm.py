@@ -144,8 +144,9 @@ class VLLMBackend:
             )
         except Exception as e:
             msg = " ".join(str(e).split())[:600] if str(e) else type(e).__name__
-            raise BackendError(f"vLLM could not start {model_id}: {msg} (unsupported architecture, or not enough memory: "
-                               "try --dtype, --max-length or --gpu-memory-utilization)") from None
+            hint = ("--block-size: vLLM's CPU attention takes multiples of 32" if "block size" in msg.lower() else
+                    "unsupported architecture, or not enough memory: try --dtype, --max-length or --gpu-memory-utilization")
+            raise BackendError(f"vLLM could not start {model_id}: {msg} ({hint})") from None
         self.calls = 0
         self.tokens_computed = 0
         self.oom_retries = 0
