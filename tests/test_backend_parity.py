@@ -193,7 +193,7 @@ def test_batched_generation_equals_one_at_a_time(tiny_model, loaded):
     # and equals a hand-written greedy loop
     tok = loaded.tok
     for r in reqs:
-        ids = [tok.bos_token_id] + tok(r.context, add_special_tokens=False)["input_ids"] if False else tok(r.context, add_special_tokens=False)["input_ids"]
+        ids = tok(r.context, add_special_tokens=False)["input_ids"]
         new = []
         for _ in range(gp.max_new_tokens):
             with torch.no_grad():
@@ -203,3 +203,24 @@ def test_batched_generation_equals_one_at_a_time(tiny_model, loaded):
             new.append(nxt)
         text = tok.decode(new, skip_special_tokens=True).split("\n")[0]
         assert a[r.id].text == text
+
+
+def test_generation_out_of_memory_halves_the_batch(loaded, monkeypatch):
+    """A device that fits two prompts at a time: the batch is halved until it fits, and the texts do not change."""
+    from evalsuite.core.records import GenerationParams
+
+    gp = GenerationParams(max_new_tokens=5, stop=("\n",))
+    reqs = [Request(RequestKind.GENERATE, p, "", gp) for p in ["صباح", "السلام", "في الصباح شربت", "ذهب الأطفال", "The"]]
+    want = compute(HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=loaded.model, tokenizer=loaded.tok), reqs)
+    generate = loaded.model.generate
+
+    def small_device(*a, **kw):
+        if kw["input_ids"].shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return generate(*a, **kw)
+
+    monkeypatch.setattr(loaded.model, "generate", small_device)
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=loaded.model, tokenizer=loaded.tok)
+    got = compute(b, reqs)
+    assert b.oom_retries >= 2
+    assert [got[r.id].text for r in reqs] == [want[r.id].text for r in reqs]
