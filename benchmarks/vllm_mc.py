@@ -24,18 +24,15 @@ Results: benchmarks/results/vllm-<time>.json and .md. Never a timed unit test.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import CACHE, RESULTS, ROOT, build_model, timed  # noqa: E402
+from run import CACHE, ROOT, lmeval_yaml, save, setup, timed, xnli_arguments, xnli_rows  # noqa: E402
 
 VARIANTS = ["lmeval", "native", "native_qa"]
 # lm-eval task files with the templates of tasks/xnli/xnli_ar.yaml's three variants (same words, same delimiters)
@@ -50,35 +47,11 @@ VLLM_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "0-1" if (os.cpu_count() or 1) > 1 else
 
 
 def lmeval_tasks(tmp: Path, data: Path, limit: int) -> list[str]:
-    rows = []
-    lab = {"entailment": 0, "neutral": 1, "contradiction": 2}
-    for line in data.read_text(encoding="utf-8").splitlines()[1:]:
-        p = line.split("\t")
-        if len(p) >= 4:
-            rows.append({"premise": p[1], "hypothesis": p[2], "label": lab[p[3].strip()]})
-    rows = rows[:limit] if limit else rows
-    (tmp / "xnli_ar_rows.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    names = []
+    """lm-eval task files for the three variants, over one local copy of the rows."""
+    rows = xnli_rows(tmp, data, limit, "xnli_ar_rows.jsonl")
     for v, (text, choice) in LMEVAL_TEMPLATES.items():
-        name = f"xnli_ar_{v}_local"
-        names.append(name)
-        (tmp / f"{name}.yaml").write_text(f"""task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    validation: {tmp / 'xnli_ar_rows.jsonl'}
-validation_split: validation
-output_type: multiple_choice
-doc_to_text: {text}
-doc_to_choice: {choice}
-doc_to_target: label
-target_delimiter: ' '
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-""", encoding="utf-8")
-    return names
+        lmeval_yaml(tmp, f"xnli_ar_{v}_local", rows, text, choice)
+    return [f"xnli_ar_{v}_local" for v in LMEVAL_TEMPLATES]
 
 
 def lmeval_python(vllm_python: str | None) -> str:
@@ -127,21 +100,14 @@ def prefix_cache_bound(model: Path, data_dir: Path, limit: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "alue" / "XNLI" / "arabic_dev.tsv")
-    ap.add_argument("--limit", type=int, default=0, help="first N examples (0 = all 2,490)")
+    ap = xnli_arguments(None)
     ap.add_argument("--vllm-python", default=None, help="interpreter with vllm-cpu (default: the lm-eval+vllm venv)")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--naive", action="store_true", help="also time evalsuite vllm with --vllm-strategy naive")
     args = ap.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.data)
-    data_dir = args.data.parent.parent
-    tmp = Path(tempfile.mkdtemp(prefix="evalsuite-vllm-bench-"))
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT),
-           "EVALSUITE_CACHE": str(tmp / "cache"), "VLLM_CACHE_ROOT": str(tmp / "vllm-cache")}
+    model, data_dir, tmp, env = setup(args.data, "evalsuite-vllm-bench-")
+    env["VLLM_CACHE_ROOT"] = str(tmp / "vllm-cache")
     vpy = lmeval_python(args.vllm_python) if not args.skip_lmeval or not args.vllm_python else args.vllm_python
     n = (args.limit or 2490) * len(VARIANTS) * 3
     lim = ["--limit", str(args.limit)] if args.limit else []
@@ -181,15 +147,7 @@ def main() -> None:
             v.pop("stdout_tail", None)
             v.pop("stderr_tail", None)
         v["requests_per_s"] = round(n / v["wall_s"], 1)
-    text = json.dumps(out, ensure_ascii=False, indent=2)
-    for path, shown in ((str(tmp), "<tmp>"), (str(ROOT.parent / "shared"), "../shared"), (str(ROOT) + "/", ""),
-                        (str(ROOT), "."), (sys.executable, "python"), (vpy, "vllm-python")):
-        text = text.replace(path, shown)
-    out = json.loads(text)
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
-    (RESULTS / f"vllm-{stamp}.json").write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
-    (RESULTS / f"vllm-{stamp}.md").write_text(markdown(out), encoding="utf-8")
-    print(markdown(out))
+    save(out, "vllm-", tmp, vpy, markdown)
 
 
 def markdown(out: dict) -> str:
