@@ -282,6 +282,7 @@ def tasks_docs(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the demo model and results go.")] = Path("evalsuite-demo"),
+    site: Annotated[Optional[Path], typer.Option(help="Where the demo leaderboard goes (default reports/demo/).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Offline demo: build a tiny model, run the project-written Arabic demo suite, print scores."""
@@ -303,7 +304,7 @@ def demo(
     from evalsuite.spec.catalog import shipped_dir
 
     lb = shipped_dir("leaderboards") / "demo.yaml"
-    index, _view = _guard(lambda: build_leaderboard(lb, [output / "results"], output / "site"))
+    index, _view = _guard(lambda: build_leaderboard(lb, [output / "results"], site or default_site(lb)))
     typer.echo(f"leaderboard: {index}")
 
 
@@ -343,6 +344,13 @@ def cache_clear(
     typer.echo(f"removed {n} namespace(s)")
 
 
+def default_site(definition: Path) -> Path:
+    """Where a leaderboard's site goes unless told otherwise: ``reports/<leaderboard>/``."""
+    from evalsuite.leaderboard.spec import load_leaderboard
+
+    return Path("reports") / load_leaderboard(definition).leaderboard
+
+
 def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -> tuple[Path, Any]:
     """Build the static site; returns (index.html, view)."""
     from evalsuite.leaderboard.render import render_site
@@ -365,10 +373,7 @@ def leaderboard_build(
     """Write a static leaderboard site (index, task, model, sample and series pages)."""
 
     def go() -> Any:
-        from evalsuite.leaderboard.spec import load_leaderboard
-
-        target = out or Path("reports") / load_leaderboard(definition).leaderboard
-        return build_leaderboard(definition, results, target)
+        return build_leaderboard(definition, results, out or default_site(definition))
 
     index, view = _guard(go)
     for path, why in view.skipped:
