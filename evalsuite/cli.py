@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from evalsuite import __version__
+from evalsuite.cli_options import MODEL, BackendName, EvalOptions, VLLMStrategy, evaluation_options  # noqa: F401
 from evalsuite.core.errors import EvalsuiteError, SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -23,18 +23,6 @@ app.add_typer(calame_app, name="calame")
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Build static HTML leaderboards from results.")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(cache_app, name="cache")
-
-
-class VLLMStrategy(str, Enum):
-    auto = "auto"
-    naive = "naive"
-
-
-class BackendName(str, Enum):
-    hf = "hf"
-    vllm = "vllm"
-    auto = "auto"
-    fake = "fake"
 
 
 def _fail(e: EvalsuiteError) -> None:
@@ -104,55 +92,16 @@ def _fmt(v: Any) -> str:
 
 
 @app.command()
+@evaluation_options
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder or hub id.")],
-    suite: Annotated[Optional[str], typer.Option(help="Suite name (see 'evalsuite tasks list').")] = None,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or task YAML files/folders.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples of each task.")] = None,
-    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids (default: all).")] = None,
-    shots: Annotated[Optional[int], typer.Option(min=0, max=64, help="Few-shot examples (overrides the task).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for few-shot sampling.")] = None,
-    backend: Annotated[BackendName, typer.Option(help="Backend: hf (transformers), vllm, auto (vllm when a GPU and vllm are present, else hf) or fake (deterministic, for tests).")] = BackendName.auto,
-    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")] = 1,
-    gpu_memory_utilization: Annotated[float, typer.Option(min=0.05, max=1.0, help="vllm: share of GPU memory for the engine.")] = 0.9,
-    enforce_eager: Annotated[bool, typer.Option(help="vllm: no CUDA graphs / compilation (faster start).")] = False,
-    data_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: engine replicas, one process each (GPUs used: this x tensor-parallel-size).")] = 1,
-    block_size: Annotated[Optional[int], typer.Option(min=1, help="vllm: KV-cache block size (prefix-cache hits are whole blocks; default: vLLM's, 16 on GPUs, 128 on CPUs, where it must be a multiple of 32).")] = None,
-    prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching", help="vllm: automatic prefix caching.")] = True,
-    vllm_strategy: Annotated[VLLMStrategy, typer.Option(help="vllm: scoring strategy; naive (prompt log-probs, no cache reuse) is for comparison.")] = VLLMStrategy.auto,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    batch_tokens: Annotated[Optional[int], typer.Option(min=1, help="Token budget per forward batch (default: 1024 on CPU, 4096 on GPU).")] = None,
-    packing: Annotated[bool, typer.Option("--packing/--no-packing", help="hf: pack each prefix group into one tree-masked row (off: prefix key/value cache).")] = True,
-    max_length: Annotated[Optional[int], typer.Option(min=2, help="Override the model's context length.")] = None,
-    add_bos: Annotated[bool, typer.Option("--add-bos/--no-add-bos", help="Start every sequence with BOS (lm-eval's default is no).")] = False,
-    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files named by the tasks' data.local.path (repeatable: each task uses the first folder that has its file).")] = None,
-    include: Annotated[Optional[list[Path]], typer.Option(help="Extra folder of task YAML files (repeatable).")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
-    prefix_sharing: Annotated[bool, typer.Option("--prefix-sharing/--no-prefix-sharing", help="hf: compute shared prompt prefixes once (off: every sequence whole, for comparison).")] = True,
-    allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
-    skip_unavailable: Annotated[Optional[bool], typer.Option("--skip-unavailable/--no-skip-unavailable", help="Skip (and list) tasks whose data cannot be had (default: on for --suite, off for --tasks).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the request cache.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder (default: $EVALSUITE_CACHE/requests or ~/.cache/evalsuite/requests).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder or hub id.", rich_help_panel=MODEL)],
+    opts: EvalOptions,
 ) -> None:
     """Evaluate MODEL on a suite or tasks; the last line printed is the results JSON path."""
-    from evalsuite.runner import RunConfig
     from evalsuite.runner import run as do_run
 
-    cfg = RunConfig(
-        model=model, suite=suite, tasks=tasks, output=output, limit=limit,
-        prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None,
-        shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, packing=packing,
-        max_length=max_length, add_bos=add_bos, data_dir=_one_or_many(data_dir), include=list(include or []),
-        trust_remote_code=trust_remote_code, share_prefixes=prefix_sharing, allow_any_path=allow_any_path,
-        use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
-        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-        data_parallel_size=data_parallel_size, block_size=block_size, enable_prefix_caching=prefix_caching,
-        vllm_strategy=vllm_strategy.value,
-    )
-    result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
+    cfg = opts.run_config(model)
+    result = _guard(lambda: do_run(cfg, progress=not opts.quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))
     t = result.record["timings"]
     typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
@@ -421,45 +370,35 @@ def _steps(value: Optional[str]) -> Optional[list[int]]:
         raise typer.BadParameter("--steps takes comma-separated integers, e.g. 1000,2000") from None
 
 
+SERIES = "Series"
+
+
 @app.command()
+@evaluation_options
 def track(
     series: Annotated[str, typer.Argument(help="Folder of checkpoints (checkpoint-<N>, step<N>, ...), a glob, or a comma-separated list.")],
-    suite: Annotated[Optional[str], typer.Option(help="Suite name.")] = None,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or files.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
-    watch: Annotated[bool, typer.Option(help="Keep polling and evaluate new checkpoints once completely written.")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 60.0,
-    newest_first: Annotated[bool, typer.Option(help="Evaluate the newest checkpoints first.")] = False,
-    every: Annotated[Optional[int], typer.Option(min=1, help="Only steps divisible by K.")] = None,
-    steps: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 1000,2000.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="First N examples of each task.")] = None,
-    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids.")] = None,
-    shots: Annotated[Optional[int], typer.Option(min=0, max=64)] = None,
-    backend: Annotated[BackendName, typer.Option(help="Backend.")] = BackendName.hf,
-    device: Annotated[str, typer.Option()] = "auto",
-    dtype: Annotated[str, typer.Option()] = "auto",
-    batch_tokens: Annotated[Optional[int], typer.Option(min=1)] = None,
-    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
-    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
-    log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
+    opts: EvalOptions,
+    watch: Annotated[bool, typer.Option(help="Keep polling; evaluate new checkpoints once completely written.", rich_help_panel=SERIES)] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.", rich_help_panel=SERIES)] = 60.0,
+    newest_first: Annotated[bool, typer.Option(help="Evaluate the newest checkpoints first.", rich_help_panel=SERIES)] = False,
+    every: Annotated[Optional[int], typer.Option(min=1, help="Only steps divisible by K.", rich_help_panel=SERIES)] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 1000,2000.", rich_help_panel=SERIES)] = None,
+    log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).", rich_help_panel=SERIES)] = None,
 ) -> None:
     """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
-    from evalsuite.runner import RunConfig
     from evalsuite.series import discover
     from evalsuite.track import log_scalars, track as do_track, watch as do_watch
 
-    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
-                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
-                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []))
+    base = opts.run_config("-")  # --name names the series; each checkpoint is shown as '<name> step <N>'
+    output = opts.output
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
 
     def go() -> Any:
         if watch:
             say(f"watching {series} every {interval:g}s (Ctrl-C to stop)")
-            return do_watch(series, base, interval, newest_first, say)
+            return do_watch(series, base, interval, newest_first, say, progress=not opts.quiet)
         s = discover(series, every=every, steps=_steps(steps))
-        return do_track(s, base, newest_first, say)
+        return do_track(s, base, newest_first, say, progress=not opts.quiet)
 
     rep = _guard(go)
     if log_to:

@@ -297,6 +297,17 @@ def _task_result(name: str, t: dict[str, Any], path: Path, rec: dict[str, Any], 
                       score, ci, chance, samples if samples and samples.exists() else None, str(rec.get("created", "")), note)
 
 
+def shown_name(spec: LeaderboardSpec, model: dict[str, Any]) -> str:
+    """A model's name on the leaderboard: the YAML's ``display_names`` entry matching its recorded display
+    name, ``--model`` path or fingerprint (first match, globs allowed); else its recorded display name."""
+    recorded = str(model.get("display_name") or model["name"])
+    keys = (recorded, str(model["name"]), str(model.get("fingerprint") or ""))
+    for pattern, shown in spec.display_names.items():
+        if any(k and (k == pattern or fnmatch.fnmatchcase(k, pattern)) for k in keys):
+            return shown
+    return recorded
+
+
 def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
     records, skipped = load_results(folders)
     models: dict[str, ModelEntry] = {}
@@ -304,10 +315,12 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
     records.sort(key=lambda fr: (str(fr[1].get("created", "")), str(fr[0])))
     for path, rec in records:
         m = rec["model"]
-        name = m["name"]
-        if not any(fnmatch.fnmatchcase(name, g) for g in spec.include) or any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
-            continue
         fp = str(m.get("fingerprint") or "")
+        name = shown_name(spec, m)
+        names = {name, m["name"], str(m.get("display_name") or m["name"])}
+        if not any(fnmatch.fnmatchcase(n, g) for n in names for g in spec.include) \
+                or any(fnmatch.fnmatchcase(n, g) for n in names for g in spec.exclude):
+            continue
         key = f"{name}|{fp}"
         entry = models.get(key)
         if entry is None:

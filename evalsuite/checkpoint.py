@@ -1,0 +1,134 @@
+"""What a model folder is, as training runs leave them: its tokenizer, its layout, its name.
+
+- Trainers often save the tokenizer once at the run's root (or not at all), so a checkpoint
+  folder may hold no tokenizer files; transformers then builds an *empty* tokenizer that
+  encodes everything to nothing. ``resolve_tokenizer`` looks in the checkpoint, then in its
+  parent folders up to a root, and says which folder it used; ``check_tokenizer_encodes``
+  refuses a tokenizer that encodes a test string to no tokens.
+- Native training checkpoints (DeepSpeed, Megatron, torch distributed, bare safetensors) are
+  not ``save_pretrained`` folders; ``native_layout_error`` names the layout, what is missing and
+  the conversion to run.
+
+No heavy imports here: this runs before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalsuite.core.errors import UsageError
+
+# A folder holds a usable tokenizer when it has one of these (vocabulary-bearing) files.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json",
+                   "vocab.txt", "tekken.json")
+# Files that change how the tokenizer encodes, hashed into its fingerprint.
+TOKENIZER_SIDE_FILES = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt")
+TEST_STRING = "evalsuite test: النص العربي 123"
+
+
+@dataclass(frozen=True)
+class TokenizerSource:
+    """The tokenizer a run uses and where it came from."""
+
+    source: str
+    """Folder or hub id handed to ``AutoTokenizer.from_pretrained``."""
+    fingerprint: str
+    """``sha256:<hex>`` of the tokenizer files (a folder), or ``hub:<id>``."""
+    found: str
+    """``checkpoint`` (the model folder itself), ``parent`` (a parent folder of the checkpoint),
+    ``option`` (``--tokenizer``) or ``hub`` (the model's hub id)."""
+
+    def record(self) -> dict[str, Any]:
+        return {"source": self.source, "fingerprint": self.fingerprint, "found": self.found}
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    return any((folder / n).is_file() for n in TOKENIZER_FILES) or any(folder.glob("*.tiktoken"))
+
+
+def tokenizer_fingerprint(source: str) -> str:
+    """Hash of the files that define a local tokenizer (names and contents); ``hub:<id>`` otherwise."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return f"hub:{source}"
+    h = hashlib.sha256()
+    files = [folder / n for n in TOKENIZER_FILES + TOKENIZER_SIDE_FILES] + sorted(folder.glob("*.tiktoken"))
+    for p in files:
+        if p.is_file():
+            h.update(p.name.encode("utf-8") + b"\0" + hashlib.sha256(p.read_bytes()).hexdigest().encode("ascii") + b"\n")
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def _missing_hint(model: str, searched: list[Path]) -> str:
+    where = ", ".join(str(p) for p in searched)
+    return (f"{model}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, vocab.json+merges.txt, ...) in the checkpoint "
+            f"or its parent folders (searched: {where}); pass --tokenizer PATH_OR_ID: the folder your training run saved its "
+            "tokenizer to, or the base model's hub id")
+
+
+def resolve_tokenizer(model: str, explicit: str | None = None, root: Path | None = None) -> TokenizerSource:
+    """The tokenizer for ``model``: ``--tokenizer`` if given, else the model folder's own, else the
+    nearest parent folder with tokenizer files, searching up to ``root`` (default: the model folder's
+    parent). A hub id uses its own tokenizer."""
+    if explicit:
+        p = Path(explicit)
+        if p.exists() and not p.is_dir():
+            raise UsageError(f"--tokenizer {explicit}: is a file; give the folder that holds tokenizer.json "
+                             "(or tokenizer.model / vocab.json) or a hub id")
+        looks_local = p.exists() or explicit.startswith((".", "/", "~")) or explicit.count("/") > 1
+        if looks_local and not p.exists():
+            raise UsageError(f"--tokenizer {explicit}: no such folder")
+        return TokenizerSource(explicit, tokenizer_fingerprint(explicit), "option")
+    folder = Path(model)
+    if not folder.is_dir():
+        return TokenizerSource(model, tokenizer_fingerprint(model), "hub")
+    if has_tokenizer_files(folder):
+        return TokenizerSource(model, tokenizer_fingerprint(model), "checkpoint")
+    stop = (root if root is not None else folder.parent).resolve()
+    searched = [folder]
+    here = folder.resolve()
+    while here != stop and stop in here.parents:
+        here = here.parent
+        searched.append(here)
+        if has_tokenizer_files(here):
+            return TokenizerSource(str(here), tokenizer_fingerprint(str(here)), "parent")
+    raise UsageError(_missing_hint(model, searched))
+
+
+def check_tokenizer_encodes(tok: Any, source: str) -> None:
+    """Refuse a tokenizer that encodes text to no tokens (transformers builds one from a folder without files)."""
+    try:
+        ids = tok(TEST_STRING, add_special_tokens=False)["input_ids"]
+    except Exception as e:  # noqa: BLE001 - any failure here means the tokenizer is unusable
+        raise UsageError(f"tokenizer {source}: cannot encode text ({type(e).__name__}: {str(e)[:200]}); "
+                         "pass --tokenizer PATH_OR_ID naming a folder with tokenizer files or a hub id") from None
+    if not ids:
+        raise UsageError(f"tokenizer {source}: encodes the test string {TEST_STRING!r} to no tokens: the folder has no "
+                         "usable tokenizer files (tokenizer.json, tokenizer.model or vocab.json+merges.txt); pass "
+                         "--tokenizer PATH_OR_ID: the folder your training run saved its tokenizer to, or the base model's hub id")
+
+
+def default_display_name(model: str, series: str | None = None, step: int | None = None) -> str:
+    """A stable, readable name: ``<series> step <N>`` for a checkpoint of a series, else the model
+    folder's name (wherever it is run from), else the hub id."""
+    if series and step is not None:
+        return f"{series} step {step}"
+    p = Path(model)
+    if p.is_dir():
+        return p.resolve().name or model
+    return model
+
+
+def output_folder_name(display_name: str, fingerprint: str | None) -> str:
+    """``<display-name slug>-<8 hex of the fingerprint>``: readable, distinct for different weights,
+    and the same when the same model is run from another folder."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", display_name).strip("-._")[:60].rstrip("-._") or "model"
+    digits = re.sub(r"[^0-9a-f]", "", (fingerprint or "").split(":", 1)[-1].lower())
+    if len(digits) < 8:  # hub ids and other non-hash fingerprints: hash them
+        digits = hashlib.sha256((fingerprint or display_name).encode("utf-8")).hexdigest()
+    return f"{slug}-{digits[:8]}"
