@@ -118,7 +118,13 @@ def default_display_name(model: str, series: str | None = None, step: int | None
         return f"{series} step {step}"
     p = Path(model)
     if p.is_dir():
-        return p.resolve().name or model
+        from evalsuite.series import parse_step
+
+        here = p.resolve()
+        step = parse_step(here)
+        if step is not None and here.parent.name:  # runs/exp1/checkpoint-300 -> "exp1 step 300"
+            return f"{here.parent.name} step {step}"
+        return here.name or model
     return model
 
 

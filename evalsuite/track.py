@@ -20,7 +20,7 @@ from typing import Any, Callable
 from evalsuite.checkpoint import resolve_tokenizer
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
-from evalsuite.runner import RunConfig, run
+from evalsuite.runner import RunConfig, resolve_backend, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, normalized, task_signal
 from evalsuite.store import SCHEMA, atomic_write_json, safe_name
@@ -97,6 +97,8 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
     out = base.output
     if base.tokenizer_root is None:
         base = replace(base, tokenizer_root=series_root(series))
+    if base.backend == "auto":  # results record the backend that ran, so compare with that
+        base = replace(base, backend=resolve_backend(base.backend))
     for cp in cps:
         label = f"{cp.name} (step {cp.step})"
         try:
