@@ -138,3 +138,62 @@ def output_folder_name(display_name: str, fingerprint: str | None) -> str:
     if len(digits) < 8:  # hub ids and other non-hash fingerprints: hash them
         digits = hashlib.sha256((fingerprint or display_name).encode("utf-8")).hexdigest()
     return f"{slug}-{digits[:8]}"
+
+
+# ---------------------------------------------------------------- native training checkpoints
+
+_HF_WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model*.bin.index.json")
+
+
+def _find(folder: Path, pattern: str) -> Path | None:
+    """First match of ``pattern`` in ``folder`` or one level below (sorted, so messages are stable)."""
+    hits = sorted(folder.glob(pattern)) or sorted(folder.glob(f"*/{pattern}"))
+    return hits[0] if hits else None
+
+
+def native_layout_problem(folder: Path) -> str | None:
+    """What is wrong with a folder that is not a ``save_pretrained`` model folder, and how to fix it.
+
+    Recognises DeepSpeed, Megatron-LM and torch distributed checkpoints and bare weight files
+    without ``config.json``; None for a folder that has ``config.json`` (or is not a folder).
+    """
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return None
+    ds = _find(folder, "mp_rank_*_model_states.pt") or _find(folder, "*zero_pp_rank_*_optim_states.pt")
+    if ds is not None:
+        return (f"{folder}: a DeepSpeed checkpoint ({ds.relative_to(folder)}), not a Hugging Face model folder: it has no "
+                "config.json and no model.safetensors. Convert it with the zero_to_fp32.py script DeepSpeed saved in the run "
+                "folder: `python zero_to_fp32.py RUN_DIR OUT_DIR --tag global_step<N> --safe_serialization`, copy the "
+                "model's config.json (and tokenizer files) into OUT_DIR, then pass --model OUT_DIR")
+    meg = _find(folder, "mp_rank_*/model_optim_rng.pt") or _find(folder, "mp_rank_*/*.pt")
+    if meg is None and (folder / "latest_checkpointed_iteration.txt").is_file():
+        meg = folder / "latest_checkpointed_iteration.txt"
+    if meg is not None or (folder.name.startswith("iter_") and any(folder.glob("mp_rank_*"))):
+        what = meg.relative_to(folder) if meg is not None else "mp_rank_*"
+        return (f"{folder}: a Megatron-LM checkpoint ({what}), not a Hugging Face model folder: it has no config.json and "
+                "no model.safetensors. Convert it with Megatron-LM's tools/checkpoint/convert.py (a saver that writes the "
+                "Hugging Face format, e.g. --saver llama_mistral) or transformers' convert_megatron_gpt2_checkpoint.py for "
+                "GPT-2 models, then pass --model at the converted folder")
+    dcp = _find(folder, "*.distcp")
+    if dcp is not None:
+        return (f"{folder}: a torch distributed checkpoint ({dcp.relative_to(folder)}), not a Hugging Face model folder: it "
+                "has no config.json and no model.safetensors. Convert it with `accelerate merge-weights DCP_DIR OUT_DIR` (FSDP "
+                "runs with Accelerate) or `python -m torch.distributed.checkpoint.format_utils dcp_to_torch DCP_DIR model.pt` "
+                "and save_pretrained the loaded state dict; copy the model's config.json (and tokenizer files) into OUT_DIR, "
+                "then pass --model OUT_DIR")
+    weights = next((p for pat in _HF_WEIGHTS for p in sorted(folder.glob(pat))), None)
+    if weights is not None:
+        return (f"{folder}: has {weights.name} but no config.json, so the architecture is unknown. Copy the config.json "
+                "of the model this run was trained from (same architecture and sizes) into the folder, or save with "
+                "model.save_pretrained(); tokenizer files may stay at the run root (or pass --tokenizer)")
+    return None
+
+
+def check_model_folder(folder: Path, given: str) -> None:
+    """Refuse a folder that is not a ``save_pretrained`` model folder, naming the layout and the fix (exit 2)."""
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    problem = native_layout_problem(folder)
+    if problem is not None:
+        raise UsageError(problem)
+    raise UsageError(f"--model {given}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")

@@ -158,8 +158,9 @@ def check_model_argument(cfg: RunConfig) -> None:
     if p.exists():
         if p.is_file():
             raise UsageError(f"--model {cfg.model}: is a file; give a model folder (saved with save_pretrained) or a hub id")
-        if not (p / "config.json").exists():
-            raise UsageError(f"--model {cfg.model}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+        from evalsuite.checkpoint import check_model_folder
+
+        check_model_folder(p, cfg.model)
     elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1 or cfg.model.count("\\"):
         raise UsageError(f"--model {cfg.model}: no such model folder")
 

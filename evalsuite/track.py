@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite.checkpoint import resolve_tokenizer
+from evalsuite.checkpoint import check_model_folder, resolve_tokenizer
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
 from evalsuite.runner import RunConfig, resolve_backend, run
@@ -101,6 +101,8 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
         base = replace(base, backend=resolve_backend(base.backend))
     for cp in cps:
         label = f"{cp.name} (step {cp.step})"
+        if base.backend != "fake":
+            check_model_folder(cp.path, str(cp.path))  # a native training checkpoint: say how to convert it (exit 2)
         try:
             fp = fingerprint(str(cp.path))
         except OSError as e:

@@ -164,3 +164,27 @@ def test_output_folder_names_are_distinct_under_long_paths():
     b = output_folder_name(f"{long} step 2000", "sha256:" + "2" * 32)
     assert a != b and len(a) <= 69
     assert output_folder_name("org/model", "hub:org/model@default") == output_folder_name("org/model", "hub:org/model@default")
+
+
+def _touch(path: Path, data: bytes = b"\0" * 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("layout, files, model_sub, words", [
+    ("deepspeed", ["latest", "global_step10/mp_rank_00_model_states.pt", "global_step10/zero_pp_rank_0_mp_rank_00_optim_states.pt"],
+     "global_step10", ["DeepSpeed", "mp_rank_00_model_states.pt", "zero_to_fp32.py", "config.json"]),
+    ("megatron", ["latest_checkpointed_iteration.txt", "iter_0000100/mp_rank_00/model_optim_rng.pt"],
+     "iter_0000100", ["Megatron-LM", "mp_rank_00/model_optim_rng.pt", "convert.py"]),
+    ("dcp", ["step-5/__0_0.distcp", "step-5/.metadata"], "step-5", ["torch distributed checkpoint", "__0_0.distcp", "dcp_to_torch"]),
+    ("bare", ["checkpoint-3/model.safetensors"], "checkpoint-3", ["model.safetensors but no config.json", "save_pretrained"]),
+])
+def test_native_training_checkpoints_get_a_clear_error(tmp_path: Path, layout, files, model_sub, words):
+    root = tmp_path / layout
+    for f in files:
+        _touch(root / f)
+    for cmd in (["run", "--model", str(root / model_sub)], ["track", str(root)]):
+        res = CliRunner().invoke(app, [*cmd, "-o", str(tmp_path / "r"), *TASK])
+        assert res.exit_code == 2, (cmd, res.output)
+        assert all(w in res.output for w in words), (cmd, res.output)
+        assert "Traceback" not in res.output and "Error:" not in res.output

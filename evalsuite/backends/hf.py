@@ -136,7 +136,9 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
 
     p = Path(model_id)
     if p.exists() and p.is_dir() and not (p / "config.json").exists():
-        raise BackendError(f"{model_id}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+        from evalsuite.checkpoint import check_model_folder
+
+        check_model_folder(p, model_id)
     if p.exists() and p.is_file():
         raise BackendError(f"{model_id}: is a file; give a model folder or a hub id")
     looks_local = p.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
