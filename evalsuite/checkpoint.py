@@ -197,3 +197,40 @@ def check_model_folder(folder: Path, given: str) -> None:
     if problem is not None:
         raise UsageError(problem)
     raise UsageError(f"--model {given}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+
+
+# ---------------------------------------------------------------- hub ids without a network
+
+HUB_HINT = "hub ids need network access or a local copy in the HF cache; offline, pass a local folder"
+
+
+def _hf_hub_cache() -> Path:
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                                       "huggingface")
+    return Path(home) / "hub"
+
+
+def hub_model_cached(repo_id: str) -> bool:
+    """Is a hub model's config.json in the local HF cache (read at call time from HF_HUB_CACHE / HF_HOME)?"""
+    folder = _hf_hub_cache() / ("models--" + repo_id.replace("/", "--")) / "snapshots"
+    return any(folder.glob("*/config.json")) if folder.is_dir() else False
+
+
+def check_hub_model_reachable(model: str, revision: str | None = None) -> None:
+    """Fail in seconds, with the usual message, for a hub id that is neither cached nor reachable
+    (``HF_HUB_OFFLINE=1``, or no route to the hub) instead of after a minute of download retries."""
+    import os
+
+    from evalsuite.core.errors import BackendError
+    from evalsuite.data import hub_reachable
+
+    if Path(model).exists() or hub_model_cached(model):
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    if offline or not hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached"
+        raise BackendError(f"{model}: cannot load the model: {why} and it is not in the HF cache ({HUB_HINT})")

@@ -147,6 +147,20 @@ def validate(
     _guard(go)
 
 
+def data_needs(t: Any) -> tuple[str, str | None]:
+    """(where a task's data comes from, the path under --data-dir its file needs or None).
+
+    ``shipped``: a sample beside the task file; ``hub``: a hub dataset (``--data-dir`` optional when the
+    task also names a local file); ``--data-dir``: only a local file the user supplies."""
+    d = t.spec.data
+    local = d.local.path if d.local is not None and not Path(d.local.path).is_absolute() else None
+    if local is not None and (t.file.parent / local).exists():
+        return "shipped", None
+    if d.hub is not None:
+        return ("hub or --data-dir" if local else "hub"), local
+    return ("--data-dir" if local else "local"), local
+
+
 def _task_info(t: Any) -> dict[str, Any]:
     s = t.spec
     src: dict[str, Any] = {}
@@ -158,6 +172,7 @@ def _task_info(t: Any) -> dict[str, Any]:
         "name": s.task, "title": s.title, "languages": s.languages, "output_type": s.output_type.value,
         "category": s.category, "prompts": [p.id for p in s.prompts], "metrics": [m.name for m in s.metrics],
         "labels": s.labels, "data": src, "file": t.display, "card": s.card,
+        "data_kind": data_needs(t)[0], "data_dir_file": data_needs(t)[1],
     }
 
 
@@ -178,9 +193,21 @@ def tasks_list(
         }, ensure_ascii=False, indent=2))
         return
     width = max([len(n) for n in cat.tasks] + [4])
+    typer.echo(f"{'task'.ljust(width)}  {'type':<22} {'languages':<18} {'data':<18} prompt variants")
+    typer.echo(f"{'-' * width}  {'-' * 22} {'-' * 18} {'-' * 18} {'-' * 15}")
+    local: list[tuple[str, str]] = []
     for n in sorted(cat.tasks):
         s = cat.tasks[n].spec
-        typer.echo(f"{n.ljust(width)}  {s.output_type.value:<22} {','.join(s.languages):<18} prompts: {', '.join(p.id for p in s.prompts)}")
+        kind, needs = data_needs(cat.tasks[n])
+        if needs:
+            local.append((n, needs))
+        typer.echo(f"{n.ljust(width)}  {s.output_type.value:<22} {','.join(s.languages):<18} {kind:<18} "
+                   f"{', '.join(p.id for p in s.prompts)}")
+    if local:
+        typer.echo("")
+        typer.echo("Tasks that read a local file: pass --data-dir DIR, with the file at:")
+        for n, needs in local:
+            typer.echo(f"  {n.ljust(width)}  DIR/{needs}")
     typer.echo("")
     for n, s in sorted(cat.suites.items()):
         typer.echo(f"suite {n}: {', '.join(e.task for e in s.spec.tasks)}")

@@ -305,6 +305,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     if backend is None and cfg.backend != "fake":  # a backend handed in brings its own tokenizer
         from evalsuite.checkpoint import resolve_tokenizer
 
+
         tok = resolve_tokenizer(cfg.model, cfg.tokenizer, cfg.tokenizer_root)
         if tok.found == "parent":
             print(f"tokenizer: {cfg.model} has no tokenizer files; using the one in {tok.source}", file=sys.stderr)
@@ -317,6 +318,10 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     try:
         if todo:
             if backend is None:
+                from evalsuite.checkpoint import check_hub_model_reachable
+
+                if cfg.backend != "fake":
+                    check_hub_model_reachable(cfg.model)  # offline: fail in seconds, not after a minute of retries
                 backend = make_backend(cfg, tok.source if tok else None)  # weights are loaded only when something is not cached
             t_load = time.perf_counter()
             bar: Any = None

@@ -62,3 +62,62 @@ def test_reports_folder_is_ignored_but_its_readme():
     kept = subprocess.run(["git", "check-ignore", "-q", "reports/README.md"], cwd=ROOT)
     assert ignored.returncode == 0 and kept.returncode == 1
     assert "leaderboard build" in (ROOT / "reports" / "README.md").read_text(encoding="utf-8")
+
+
+def test_tasks_list_has_a_header_and_says_where_local_files_go():
+    res = CliRunner().invoke(app, ["tasks", "list"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split()[:5] == ["task", "type", "languages", "data", "prompt"]
+    row = next(x for x in lines if x.startswith("alue_mdd "))
+    assert "--data-dir" in row
+    assert "Tasks that read a local file: pass --data-dir DIR" in res.output
+    assert any(x.split() == ["alue_mdd", "DIR/MDD/MADAR-Corpus-26-dev.tsv"] for x in lines)
+    demo = next(x for x in lines if x.startswith("demo_sentiment_ar "))
+    assert "shipped" in demo
+
+
+def _local_data_tasks() -> list[tuple[str, str]]:
+    from evalsuite.cli import data_needs
+    from evalsuite.spec.catalog import Catalog
+
+    cat = Catalog.discover()
+    return [(n, data_needs(cat.tasks[n])[1]) for n in sorted(cat.tasks) if data_needs(cat.tasks[n])[1]]
+
+
+def test_every_local_data_task_gives_the_data_dir_hint(tmp_path: Path):
+    """alue_mdd (local only) and xnli_ar (hub or local) alike name the --data-dir fix and where the file goes."""
+    from evalsuite.core.errors import DataUnavailableError
+    from evalsuite.runner import RunConfig, prepare
+
+    tasks = _local_data_tasks()
+    assert {"alue_mdd", "xnli_ar"} <= {n for n, _ in tasks}
+    for name, path in tasks:
+        for data_dir in (None, tmp_path):  # no --data-dir, and a --data-dir without the file
+            with pytest.raises(DataUnavailableError) as e:
+                prepare(RunConfig(model="m", tasks=name, backend="fake", data_dir=data_dir))
+            assert f"--data-dir DIR (the file is read from DIR/{path})" in str(e.value), (name, str(e.value))
+
+
+def test_offline_hub_model_fails_in_seconds(tmp_path: Path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    for env in ({"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:1"}):
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        t0 = time.perf_counter()
+        res = CliRunner().invoke(app, ["run", "--model", "someorg/some-model", "--tasks", "demo_sentiment_ar", "--limit", "2",
+                                       "--no-cache", "-q", "-o", str(tmp_path / "r")])
+        took = time.perf_counter() - t0
+        assert res.exit_code == 1, res.output
+        assert "hub ids need network access or a local copy in the HF cache" in res.output, res.output
+        assert took < 10, took
+    # a model in the HF cache is not refused
+    from evalsuite.checkpoint import check_hub_model_reachable
+
+    snap = tmp_path / "hf" / "hub" / "models--someorg--cached" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}", encoding="utf-8")
+    check_hub_model_reachable("someorg/cached")
