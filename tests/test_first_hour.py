@@ -121,3 +121,12 @@ def test_offline_hub_model_fails_in_seconds(tmp_path: Path, monkeypatch):
     snap.mkdir(parents=True)
     (snap / "config.json").write_text("{}", encoding="utf-8")
     check_hub_model_reachable("someorg/cached")
+
+
+def test_docs_leaderboards_describes_every_field():
+    from evalsuite.leaderboard.spec import LeaderboardSpec
+
+    text = (ROOT / "docs" / "leaderboards.md").read_text(encoding="utf-8")
+    for name in LeaderboardSpec.model_fields:
+        assert f"| `{name}` |" in text, name
+    assert "docs/leaderboards.md" in (ROOT / "README.md").read_text(encoding="utf-8")
