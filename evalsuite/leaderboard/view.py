@@ -392,7 +392,8 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
     entries.sort(key=lambda e: (e.rank, e.name))
 
     d = spec.decimals
-    labels = {c: spec.column_labels.get(c, c) for c in columns}
+    titles = {c: next((e.tasks[c].title for e in entries if c in e.tasks), c) for c in columns}
+    labels = {c: spec.column_labels.get(c) or titles[c] for c in columns}
     index_rows = []
     for e in entries:
         cells = []
@@ -450,7 +451,8 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
                          "chance": _fmt(tr.chance, d), "note": tr.note})
         first = trs[0][1] if trs else None
         task_pages[c] = {"task": c, "label": labels[c], "title": first.title if first else c,
-                         "metric": first.metric if first else "", "prompt_ids": prompt_ids, "templates": templates,
+                         "metric": first.metric if first else "", "higher_is_better": first.higher_is_better if first else True,
+                         "prompt_ids": prompt_ids, "templates": templates,
                          "rows": rows, "slug": slugify(c)}
 
     series: dict[str, list[ModelEntry]] = {}
@@ -548,6 +550,21 @@ def _signal_row(sig: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sample_correct(s: dict[str, Any]) -> bool | None:
+    """Whether one per-sample record was answered correctly (None where the task has no right answer:
+    bits per byte, regression, multi-label)."""
+    pred, gold = s.get("prediction"), s.get("gold")
+    if s.get("choices") and isinstance(pred, int) and not isinstance(pred, bool) and gold is not None:
+        return pred in gold if isinstance(gold, list) else pred == gold
+    if isinstance(pred, bool):  # target log-likelihood: the target was the greedy continuation
+        return pred
+    m = s.get("metrics") or {}
+    for key in ("exact_match", "acc"):
+        if isinstance(m.get(key), (int, float)):
+            return bool(m[key] > 0)
+    return None
+
+
 def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list[dict[str, str]], int]:
     """The first ``per_prompt`` samples of each prompt variant, as display strings (escaped by the template)."""
     rows: list[dict[str, str]] = []
@@ -566,9 +583,15 @@ def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list
             seen[pid] = seen.get(pid, 0) + 1
             reqs = s.get("requests") or []
             ctx = str(reqs[0].get("context", "")) if reqs else ""
+            choices: list[dict[str, Any]] = []
             if s.get("choices"):
-                scores = "; ".join(f"{c}: {r.get('loglikelihood'):.3f}" if isinstance(r.get("loglikelihood"), (int, float)) else f"{c}: –"
-                                   for c, r in zip(s["choices"], reqs))
+                gold = s.get("gold")
+                golds = set(gold) if isinstance(gold, list) else {gold}
+                for i, (c, r) in enumerate(zip(s["choices"], reqs)):
+                    ll = r.get("loglikelihood")
+                    choices.append({"choice": str(c), "loglikelihood": f"{ll:.3f}" if isinstance(ll, (int, float)) else "–",
+                                    "gold": i in golds, "predicted": i == s.get("prediction")})
+                scores = "; ".join(f"{c['choice']}: {c['loglikelihood']}" for c in choices)
                 pred = s["choices"][s["prediction"]] if isinstance(s.get("prediction"), int) and s["prediction"] < len(s["choices"]) else str(s.get("prediction", ""))
             else:
                 scores = "; ".join(f"{k}: {v:.3f}" for k, v in (s.get("metrics") or {}).items() if isinstance(v, (int, float)))
@@ -576,5 +599,6 @@ def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list
             if len(ctx) > max_chars:
                 ctx = "…" + ctx[-max_chars:]
             rows.append({"prompt_id": pid, "example_id": str(s.get("example_id")), "context": ctx,
-                         "target": str(s.get("target", "")), "prediction": pred, "scores": scores})
+                         "target": str(s.get("target", "")), "prediction": pred, "scores": scores, "choices": choices,
+                         "correct": sample_correct(s)})
     return rows, total
