@@ -130,3 +130,11 @@ def test_docs_leaderboards_describes_every_field():
     for name in LeaderboardSpec.model_fields:
         assert f"| `{name}` |" in text, name
     assert "docs/leaderboards.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_says_which_torch_the_first_command_installs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert _readme_command(1) == 'pip install torch==2.13.0 -e ".[dev]" && evalsuite demo'  # not made longer
+    assert "CUDA\nbuild" in text or "CUDA build" in text
+    assert "https://download.pytorch.org/whl/cpu" in text and "install selector" in text
+    assert "CPU build of torch;" not in text  # the old claim that held only with a local CPU wheel folder
