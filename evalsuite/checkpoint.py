@@ -108,7 +108,8 @@ def check_tokenizer_encodes(tok: Any, source: str) -> None:
     if not ids:
         raise UsageError(f"tokenizer {source}: encodes the test string {TEST_STRING!r} to no tokens: the folder has no "
                          "usable tokenizer files (tokenizer.json, tokenizer.model or vocab.json+merges.txt); pass "
-                         "--tokenizer PATH_OR_ID: the folder your training run saved its tokenizer to, or the base model's hub id")
+                         "--tokenizer PATH_OR_ID: the folder your training run saved its tokenizer to, or the base "
+                         "model's hub id")
 
 
 def default_display_name(model: str, series: str | None = None, step: int | None = None) -> str:
