@@ -405,14 +405,17 @@ SERIES = "Series"
 def track(
     series: Annotated[str, typer.Argument(help="Folder of checkpoints (checkpoint-<N>, step<N>, ...), a glob, or a comma-separated list.")],
     opts: EvalOptions,
-    watch: Annotated[bool, typer.Option(help="Keep polling; evaluate new checkpoints once completely written.", rich_help_panel=SERIES)] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.", rich_help_panel=SERIES)] = 60.0,
-    newest_first: Annotated[bool, typer.Option(help="Evaluate the newest checkpoints first.", rich_help_panel=SERIES)] = False,
-    every: Annotated[Optional[int], typer.Option(min=1, help="Only steps divisible by K.", rich_help_panel=SERIES)] = None,
-    steps: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 1000,2000.", rich_help_panel=SERIES)] = None,
-    log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).", rich_help_panel=SERIES)] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep polling; evaluate new checkpoints once completely written.", rich_help_panel=SERIES)] = False,
+    interval: Annotated[float, typer.Option(min=0.1, metavar="SEC", help="Seconds between polls with --watch.", rich_help_panel=SERIES)] = 60.0,
+    newest_first: Annotated[bool, typer.Option("--newest-first", help="Evaluate the newest checkpoints first.", rich_help_panel=SERIES)] = False,
+    every: Annotated[Optional[int], typer.Option(min=1, metavar="K", help="Only steps divisible by K.", rich_help_panel=SERIES)] = None,
+    steps: Annotated[Optional[str], typer.Option(metavar="LIST", help="Only these steps, e.g. 1000,2000.", rich_help_panel=SERIES)] = None,
+    log_to: Annotated[Optional[str], typer.Option(metavar="NAME", help="tensorboard or wandb: also log scalars (skipped if not installed).", rich_help_panel=SERIES)] = None,
 ) -> None:
-    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
+    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training).
+
+    Takes every option of 'run'; --name names the series (checkpoints are shown as '<name> step <N>'), and tokenizer files are searched for up to the series folder.
+    """
     from evalsuite.series import discover
     from evalsuite.track import log_scalars, track as do_track, watch as do_watch
 

@@ -41,7 +41,9 @@ def test_run_help_is_grouped_in_panels_and_fits_80_columns():
     panels = [p for p in ("Model", "Selection", "Backend", "vLLM", "Output") if re.search(rf"╭─ {p} ─", text)]
     assert panels == ["Model", "Selection", "Backend", "vLLM", "Output"]
     assert max(len(line) for line in text.splitlines()) <= 80
-    assert "Series" in _help("track") and "--watch" in _help("track")
+    track = _help("track")
+    assert "╭─ Series ─" in track and "--watch" in track
+    assert max(len(line) for line in track.splitlines()) <= 80
 
 
 def test_track_passes_the_shared_options_through(tmp_path: Path):
