@@ -215,13 +215,13 @@ def _hf_hub_cache() -> Path:
     return Path(home) / "hub"
 
 
-def hub_model_cached(repo_id: str) -> bool:
-    """Is a hub model's config.json in the local HF cache (read at call time from HF_HUB_CACHE / HF_HOME)?"""
+def hub_model_cached(repo_id: str, needs: str = "config.json") -> bool:
+    """Is file ``needs`` of hub repo ``repo_id`` in the local HF cache (read at call time from HF_HUB_CACHE / HF_HOME)?"""
     folder = _hf_hub_cache() / ("models--" + repo_id.replace("/", "--")) / "snapshots"
-    return any(folder.glob("*/config.json")) if folder.is_dir() else False
+    return any(folder.glob(f"*/{needs}")) if folder.is_dir() else False
 
 
-def check_hub_model_reachable(model: str, revision: str | None = None) -> None:
+def check_hub_model_reachable(model: str, what: str = "model", needs: str = "config.json") -> None:
     """Fail in seconds, with the usual message, for a hub id that is neither cached nor reachable
     (``HF_HUB_OFFLINE=1``, or no route to the hub) instead of after a minute of download retries."""
     import os
@@ -229,9 +229,9 @@ def check_hub_model_reachable(model: str, revision: str | None = None) -> None:
     from evalsuite.core.errors import BackendError
     from evalsuite.data import hub_reachable
 
-    if Path(model).exists() or hub_model_cached(model):
+    if Path(model).exists() or hub_model_cached(model, needs):
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     if offline or not hub_reachable():
         why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached"
-        raise BackendError(f"{model}: cannot load the model: {why} and it is not in the HF cache ({HUB_HINT})")
+        raise BackendError(f"{model}: cannot load the {what}: {why} and it is not in the HF cache ({HUB_HINT})")

@@ -322,6 +322,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
 
                 if cfg.backend != "fake":
                     check_hub_model_reachable(cfg.model)  # offline: fail in seconds, not after a minute of retries
+                    if tok is not None and tok.found == "option":
+                        check_hub_model_reachable(tok.source, "tokenizer", "tokenizer_config.json")
                 backend = make_backend(cfg, tok.source if tok else None)  # weights are loaded only when something is not cached
             t_load = time.perf_counter()
             bar: Any = None
