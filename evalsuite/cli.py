@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from evalsuite import __version__
-from evalsuite.cli_options import MODEL, BackendName, EvalOptions, VLLMStrategy, evaluation_options  # noqa: F401
+from evalsuite.cli_options import MODEL, EvalOptions, evaluation_options
 from evalsuite.core.errors import EvalsuiteError, SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
