@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from evalsuite import __version__
+from evalsuite.cli_options import MODEL, EvalOptions, evaluation_options
 from evalsuite.core.errors import EvalsuiteError, SpecError
 from evalsuite.metrics import registry
 from evalsuite.record import RunRecord
@@ -25,18 +25,6 @@ app.add_typer(calame_app, name="calame")
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Build static HTML leaderboards from results.")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(cache_app, name="cache")
-
-
-class VLLMStrategy(str, Enum):
-    auto = "auto"
-    naive = "naive"
-
-
-class BackendName(str, Enum):
-    hf = "hf"
-    vllm = "vllm"
-    auto = "auto"
-    fake = "fake"
 
 
 def _fail(e: EvalsuiteError) -> None:
@@ -116,55 +104,16 @@ def _fmt(v: Any) -> str:
 
 
 @app.command()
+@evaluation_options
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder or hub id.")],
-    suite: Annotated[Optional[str], typer.Option(help="Suite name (see 'evalsuite tasks list').")] = None,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or task YAML files/folders.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples of each task.")] = None,
-    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids (default: all).")] = None,
-    shots: Annotated[Optional[int], typer.Option(min=0, max=64, help="Few-shot examples (overrides the task).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for few-shot sampling.")] = None,
-    backend: Annotated[BackendName, typer.Option(help="Backend: hf (transformers), vllm, auto (vllm when a GPU and vllm are present, else hf) or fake (deterministic, for tests).")] = BackendName.auto,
-    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")] = 1,
-    gpu_memory_utilization: Annotated[float, typer.Option(min=0.05, max=1.0, help="vllm: share of GPU memory for the engine.")] = 0.9,
-    enforce_eager: Annotated[bool, typer.Option(help="vllm: no CUDA graphs / compilation (faster start).")] = False,
-    data_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: engine replicas, one process each (GPUs used: this x tensor-parallel-size).")] = 1,
-    block_size: Annotated[Optional[int], typer.Option(min=1, help="vllm: KV-cache block size (prefix-cache hits are whole blocks; default: vLLM's, 16 on GPUs, 128 on CPUs, where it must be a multiple of 32).")] = None,
-    prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching", help="vllm: automatic prefix caching.")] = True,
-    vllm_strategy: Annotated[VLLMStrategy, typer.Option(help="vllm: scoring strategy; naive (prompt log-probs, no cache reuse) is for comparison.")] = VLLMStrategy.auto,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    batch_tokens: Annotated[Optional[int], typer.Option(min=1, help="Token budget per forward batch (default: 1024 on CPU, 4096 on GPU).")] = None,
-    packing: Annotated[bool, typer.Option("--packing/--no-packing", help="hf: pack each prefix group into one tree-masked row (off: prefix key/value cache).")] = True,
-    max_length: Annotated[Optional[int], typer.Option(min=2, help="Override the model's context length.")] = None,
-    add_bos: Annotated[bool, typer.Option("--add-bos/--no-add-bos", help="Start every sequence with BOS (lm-eval's default is no).")] = False,
-    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files named by the tasks' data.local.path (repeatable: each task uses the first folder that has its file).")] = None,
-    include: Annotated[Optional[list[Path]], typer.Option(help="Extra folder of task YAML files (repeatable).")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
-    prefix_sharing: Annotated[bool, typer.Option("--prefix-sharing/--no-prefix-sharing", help="hf: compute shared prompt prefixes once (off: every sequence whole, for comparison).")] = True,
-    allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
-    skip_unavailable: Annotated[Optional[bool], typer.Option("--skip-unavailable/--no-skip-unavailable", help="Skip (and list) tasks whose data cannot be had (default: on for --suite, off for --tasks).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the request cache.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Request cache folder (default: $EVALSUITE_CACHE/requests or ~/.cache/evalsuite/requests).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder or hub id.", rich_help_panel=MODEL)],
+    opts: EvalOptions,
 ) -> None:
     """Evaluate MODEL on a suite or tasks; the last line printed is the results JSON path."""
-    from evalsuite.runner import RunConfig
     from evalsuite.runner import run as do_run
 
-    cfg = RunConfig(
-        model=model, suite=suite, tasks=tasks, output=output, limit=limit,
-        prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None,
-        shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, packing=packing,
-        max_length=max_length, add_bos=add_bos, data_dir=_one_or_many(data_dir), include=list(include or []),
-        trust_remote_code=trust_remote_code, share_prefixes=prefix_sharing, allow_any_path=allow_any_path,
-        use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
-        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-        data_parallel_size=data_parallel_size, block_size=block_size, enable_prefix_caching=prefix_caching,
-        vllm_strategy=vllm_strategy.value,
-    )
-    result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
+    cfg = opts.run_config(model)
+    result = _guard(lambda: do_run(cfg, progress=not opts.quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))
     t = result.record.timings
     typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
@@ -210,6 +159,20 @@ def validate(
     _guard(go)
 
 
+def data_needs(t: Any) -> tuple[str, str | None]:
+    """(where a task's data comes from, the path under --data-dir its file needs or None).
+
+    ``shipped``: a sample beside the task file; ``hub``: a hub dataset (``--data-dir`` optional when the
+    task also names a local file); ``--data-dir``: only a local file the user supplies."""
+    d = t.spec.data
+    local = d.local.path if d.local is not None and not Path(d.local.path).is_absolute() else None
+    if local is not None and (t.file.parent / local).exists():
+        return "shipped", None
+    if d.hub is not None:
+        return ("hub or --data-dir" if local else "hub"), local
+    return ("--data-dir" if local else "local"), local
+
+
 def _task_info(t: Any) -> dict[str, Any]:
     s = t.spec
     src: dict[str, Any] = {}
@@ -221,6 +184,7 @@ def _task_info(t: Any) -> dict[str, Any]:
         "name": s.task, "title": s.title, "languages": s.languages, "output_type": s.output_type.value,
         "category": s.category, "prompts": [p.id for p in s.prompts], "metrics": [m.name for m in s.metrics],
         "labels": s.labels, "data": src, "file": t.display, "card": s.card,
+        "data_kind": data_needs(t)[0], "data_dir_file": data_needs(t)[1],
     }
 
 
@@ -241,9 +205,21 @@ def tasks_list(
         }, ensure_ascii=False, indent=2))
         return
     width = max([len(n) for n in cat.tasks] + [4])
+    typer.echo(f"{'task'.ljust(width)}  {'type':<22} {'languages':<18} {'data':<18} prompt variants")
+    typer.echo(f"{'-' * width}  {'-' * 22} {'-' * 18} {'-' * 18} {'-' * 15}")
+    local: list[tuple[str, str]] = []
     for n in sorted(cat.tasks):
         s = cat.tasks[n].spec
-        typer.echo(f"{n.ljust(width)}  {s.output_type.value:<22} {','.join(s.languages):<18} prompts: {', '.join(p.id for p in s.prompts)}")
+        kind, needs = data_needs(cat.tasks[n])
+        if needs:
+            local.append((n, needs))
+        typer.echo(f"{n.ljust(width)}  {s.output_type.value:<22} {','.join(s.languages):<18} {kind:<18} "
+                   f"{', '.join(p.id for p in s.prompts)}")
+    if local:
+        typer.echo("")
+        typer.echo("Tasks that read a local file: pass --data-dir DIR, with the file at:")
+        for n, needs in local:
+            typer.echo(f"  {n.ljust(width)}  DIR/{needs}")
     typer.echo("")
     for n, s in sorted(cat.suites.items()):
         typer.echo(f"suite {n}: {', '.join(e.task for e in s.spec.tasks)}")
@@ -311,6 +287,7 @@ def docs_cmd(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the demo model and results go.")] = Path("evalsuite-demo"),
+    site: Annotated[Optional[Path], typer.Option(help="Where the demo leaderboard goes (default reports/demo/).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Offline demo: build a tiny model, run the project-written Arabic demo suite, print scores."""
@@ -332,7 +309,7 @@ def demo(
     from evalsuite.spec.catalog import shipped_dir
 
     lb = shipped_dir("leaderboards") / "demo.yaml"
-    index, _view = _guard(lambda: build_leaderboard(lb, [output / "results"], output / "site"))
+    index, _view = _guard(lambda: build_leaderboard(lb, [output / "results"], site or default_site(lb)))
     typer.echo(f"leaderboard: {index}")
 
 
@@ -372,6 +349,13 @@ def cache_clear(
     typer.echo(f"removed {n} namespace(s)")
 
 
+def default_site(definition: Path) -> Path:
+    """Where a leaderboard's site goes unless told otherwise: ``reports/<leaderboard>/``."""
+    from evalsuite.leaderboard.spec import load_leaderboard
+
+    return Path("reports") / load_leaderboard(definition).leaderboard
+
+
 def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -> tuple[Path, Any]:
     """Build the static site; returns (index.html, view)."""
     from evalsuite.leaderboard.render import render_site
@@ -394,10 +378,7 @@ def leaderboard_build(
     """Write a static leaderboard site (index, task, model, sample and series pages)."""
 
     def go() -> Any:
-        from evalsuite.leaderboard.spec import load_leaderboard
-
-        target = out or Path("reports") / load_leaderboard(definition).leaderboard
-        return build_leaderboard(definition, results, target)
+        return build_leaderboard(definition, results, out or default_site(definition))
 
     index, view = _guard(go)
     for path, why in view.skipped:
@@ -445,45 +426,38 @@ def _steps(value: Optional[str]) -> Optional[list[int]]:
         raise typer.BadParameter("--steps takes comma-separated integers, e.g. 1000,2000") from None
 
 
+SERIES = "Series"
+
+
 @app.command()
+@evaluation_options
 def track(
     series: Annotated[str, typer.Argument(help="Folder of checkpoints (checkpoint-<N>, step<N>, ...), a glob, or a comma-separated list.")],
-    suite: Annotated[Optional[str], typer.Option(help="Suite name.")] = None,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or files.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder.")] = Path("results"),
-    watch: Annotated[bool, typer.Option(help="Keep polling and evaluate new checkpoints once completely written.")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 60.0,
-    newest_first: Annotated[bool, typer.Option(help="Evaluate the newest checkpoints first.")] = False,
-    every: Annotated[Optional[int], typer.Option(min=1, help="Only steps divisible by K.")] = None,
-    steps: Annotated[Optional[str], typer.Option(help="Only these steps, e.g. 1000,2000.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="First N examples of each task.")] = None,
-    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids.")] = None,
-    shots: Annotated[Optional[int], typer.Option(min=0, max=64)] = None,
-    backend: Annotated[BackendName, typer.Option(help="Backend.")] = BackendName.hf,
-    device: Annotated[str, typer.Option()] = "auto",
-    dtype: Annotated[str, typer.Option()] = "auto",
-    batch_tokens: Annotated[Optional[int], typer.Option(min=1)] = None,
-    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
-    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
-    log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
+    opts: EvalOptions,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep polling; evaluate new checkpoints once completely written.", rich_help_panel=SERIES)] = False,
+    interval: Annotated[float, typer.Option(min=0.1, metavar="SEC", help="Seconds between polls with --watch.", rich_help_panel=SERIES)] = 60.0,
+    newest_first: Annotated[bool, typer.Option("--newest-first", help="Evaluate the newest checkpoints first.", rich_help_panel=SERIES)] = False,
+    every: Annotated[Optional[int], typer.Option(min=1, metavar="K", help="Only steps divisible by K.", rich_help_panel=SERIES)] = None,
+    steps: Annotated[Optional[str], typer.Option(metavar="LIST", help="Only these steps, e.g. 1000,2000.", rich_help_panel=SERIES)] = None,
+    log_to: Annotated[Optional[str], typer.Option(metavar="NAME", help="tensorboard or wandb: also log scalars (skipped if not installed).", rich_help_panel=SERIES)] = None,
 ) -> None:
-    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
-    from evalsuite.runner import RunConfig
+    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training).
+
+    Takes every option of 'run'; --name names the series (checkpoints are shown as '<name> step <N>'), and tokenizer files are searched for up to the series folder.
+    """
     from evalsuite.series import discover
     from evalsuite.track import log_scalars, track as do_track, watch as do_watch
 
-    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
-                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
-                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []))
+    base = opts.run_config("-")  # --name names the series; each checkpoint is shown as '<name> step <N>'
+    output = opts.output
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
 
     def go() -> Any:
         if watch:
             say(f"watching {series} every {interval:g}s (Ctrl-C to stop)")
-            return do_watch(series, base, interval, newest_first, say)
+            return do_watch(series, base, interval, newest_first, say, progress=not opts.quiet)
         s = discover(series, every=every, steps=_steps(steps))
-        return do_track(s, base, newest_first, say)
+        return do_track(s, base, newest_first, say, progress=not opts.quiet)
 
     rep = _guard(go)
     if log_to:

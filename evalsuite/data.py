@@ -178,12 +178,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def data_dir_hint(local_path: str | None) -> str:
+    """The one fix for a missing data file, the same for every local-data task."""
+    target = f"DIR/{local_path}" if local_path else "DIR/<data.local.path>"
+    return f"pass --data-dir DIR (the file is read from {target})"
+
+
 def read_hub(src: HubSource, split: str | None = None, local_hint: str | None = None) -> Rows:
     """Load a hub dataset split; fail fast and helpfully when offline (a cached copy still works)."""
     split = split or src.split
     what = src.path + (f" (config {src.name})" if src.name else "") + f", split {split}"
-    target = f"DIR/{local_hint}" if local_hint else "DIR/<data.local.path>"
-    hint = (f"Point the task at a local copy: pass --data-dir DIR (the file is read from {target}), "
+    hint = (f"Point the task at a local copy: {data_dir_hint(local_hint)}, "
             "or write a task YAML whose data.local names the file.")
     offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
     saved = {k: os.environ.get(k) for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")}
@@ -259,7 +264,8 @@ def source_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = 
         if not path.exists():
             where = f"--data-dir {data_dir}" if data_dir is not None else "the task file's folder"
             raise DataUnavailableError(str(task.problem(("data", "local", "path"),
-                                                        f"data file not found: {path} (resolved against {where})")))
+                                                        f"data file not found: {path} (resolved against {where}); "
+                                                        f"{data_dir_hint(d.local.path)}")))
         rows = read_local(path, d.local, str(path))
         renamed = _apply_rename(rows, d.local.rename, task, ("data", "local"))
     else:
@@ -282,6 +288,11 @@ def shot_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = Fa
         return rows, _apply_rename(rows, task.spec.data.hub.rename, task, ("data", "hub"))
     assert fs.local is not None
     path = resolve_local_path(task, fs.local, data_dir, allow_any_path)
+    if not path.exists():
+        where = f"--data-dir {data_dir}" if data_dir is not None else "the task file's folder"
+        raise DataUnavailableError(str(task.problem(("fewshot", "local", "path"),
+                                                    f"few-shot file not found: {path} (resolved against {where}); "
+                                                    f"{data_dir_hint(fs.local.path)}")))
     rows = read_local(path, fs.local, str(path))
     return rows, _apply_rename(rows, fs.local.rename, task, ("fewshot", "local"))
 

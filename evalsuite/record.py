@@ -114,6 +114,10 @@ class ModelRecord:
                                  "add_bos, tokenization policy, engine", default_factory=dict)
     series: str | None = _f("checkpoint series (evalsuite track)", default=None)
     step: int | None = _f("training step (evalsuite track)", default=None)
+    display_name: str | None = _f("the stable name shown on the site (--name; else series + step, or the folder name)",
+                                  default=None)
+    tokenizer: dict[str, Any] | None = _f("the tokenizer used: source, fingerprint, found (checkpoint, parent, option, hub)",
+                                          default=None)
     extra: dict[str, Any] = _f("other keys, kept as written", default_factory=dict)
 
 
@@ -278,6 +282,8 @@ def from_dict(d: Any, where: str = "results") -> RunRecord:
                         m.get("backend") if isinstance(m.get("backend"), dict) else {},
                         m.get("series") if isinstance(m.get("series"), str) else None,
                         m.get("step") if isinstance(m.get("step"), int) and not isinstance(m.get("step"), bool) else None,
+                        m.get("display_name") if isinstance(m.get("display_name"), str) else None,
+                        m.get("tokenizer") if isinstance(m.get("tokenizer"), dict) else None,
                         {k: v for k, v in m.items() if k not in _known(ModelRecord)})
     tasks = {str(k): _task(r, str(k), v) for k, v in r.obj(d.get("tasks"), "tasks").items()}
     if schema == SCHEMA_V1:

@@ -27,7 +27,7 @@ from evalsuite.record import SCHEMA, MetricRecord, ModelRecord, PromptRecord, Ru
 from evalsuite.scoring import PromptScore, aggregate_prompts, score_task
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.spec.loader import LoadedTask
-from evalsuite.store import atomic_write_json, atomic_write_jsonl, safe_name
+from evalsuite.store import atomic_write_json, atomic_write_jsonl
 
 
 @dataclass
@@ -80,6 +80,14 @@ class RunConfig:
     """Name of the checkpoint series this model belongs to (``evalsuite track``)."""
     step: int | None = None
     """Training step of this checkpoint."""
+    name: str | None = None
+    """Display name (``--name``); None: series name + step for a checkpoint, else the model folder's name."""
+    progress_every: float = 30.0
+    """Seconds between plain progress lines on stderr when it is not a terminal (0: none)."""
+    tokenizer: str | None = None
+    """``--tokenizer``: folder or hub id of the tokenizer (None: the checkpoint's own, else its parents')."""
+    tokenizer_root: Path | None = None
+    """Highest folder searched for tokenizer files (``track``: the series root; None: the model folder's parent)."""
 
 
 @dataclass
@@ -156,17 +164,19 @@ def check_model_argument(cfg: RunConfig) -> None:
     if p.exists():
         if p.is_file():
             raise UsageError(f"--model {cfg.model}: is a file; give a model folder (saved with save_pretrained) or a hub id")
-        if not (p / "config.json").exists():
-            raise UsageError(f"--model {cfg.model}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+        from evalsuite.checkpoint import check_model_folder
+
+        check_model_folder(p, cfg.model)
     elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1 or cfg.model.count("\\"):
         raise UsageError(f"--model {cfg.model}: no such model folder")
 
 
-def _hf_options(cfg: RunConfig) -> Any:
+def _hf_options(cfg: RunConfig, tokenizer: str | None = None) -> Any:
     from evalsuite.backends.hf import HFOptions
 
     return HFOptions(device=cfg.device, dtype=cfg.dtype, batch_tokens=cfg.batch_tokens, packing=cfg.packing, max_length=cfg.max_length,
-                     add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes)
+                     add_bos=cfg.add_bos, trust_remote_code=cfg.trust_remote_code, share_prefixes=cfg.share_prefixes,
+                     tokenizer=tokenizer)
 
 
 def resolve_backend(name: str) -> str:
@@ -185,14 +195,14 @@ def resolve_backend(name: str) -> str:
     return "hf"
 
 
-def _vllm_options(cfg: RunConfig) -> Any:
+def _vllm_options(cfg: RunConfig, tokenizer: str | None = None) -> Any:
     from evalsuite.backends.vllm import VLLMOptions
 
     return VLLMOptions(dtype=cfg.dtype, max_model_len=cfg.max_length, tensor_parallel_size=cfg.tensor_parallel_size,
                        gpu_memory_utilization=cfg.gpu_memory_utilization, seed=cfg.seed or 0, add_bos=cfg.add_bos,
                        trust_remote_code=cfg.trust_remote_code, enforce_eager=cfg.enforce_eager, strategy=cfg.vllm_strategy,
                        data_parallel_size=cfg.data_parallel_size, block_size=cfg.block_size,
-                       enable_prefix_caching=cfg.enable_prefix_caching)
+                       enable_prefix_caching=cfg.enable_prefix_caching, tokenizer=tokenizer)
 
 
 def backend_identity(cfg: RunConfig) -> dict[str, Any]:
@@ -215,7 +225,8 @@ def backend_identity(cfg: RunConfig) -> dict[str, Any]:
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
-def make_backend(cfg: RunConfig) -> Backend:
+def make_backend(cfg: RunConfig, tokenizer: str | None = None) -> Backend:
+    """The backend for ``cfg`` (weights loaded); ``tokenizer``: folder or hub id (None: the model's own)."""
     from evalsuite.fingerprint import fingerprint
 
     match cfg.backend:
@@ -226,11 +237,11 @@ def make_backend(cfg: RunConfig) -> Backend:
         case "hf":
             from evalsuite.backends.hf import HFBackend
 
-            return HFBackend(cfg.model, _hf_options(cfg), fingerprint=fingerprint(cfg.model))
+            return HFBackend(cfg.model, _hf_options(cfg, tokenizer), fingerprint=fingerprint(cfg.model))
         case "vllm":
             from evalsuite.backends.vllm import make_vllm_backend
 
-            return make_vllm_backend(cfg.model, _vllm_options(cfg), fingerprint=fingerprint(cfg.model))
+            return make_vllm_backend(cfg.model, _vllm_options(cfg, tokenizer), fingerprint=fingerprint(cfg.model))
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
@@ -243,6 +254,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
         "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
         "tensor_parallel_size": cfg.tensor_parallel_size, "vllm_strategy": cfg.vllm_strategy,
         "data_parallel_size": cfg.data_parallel_size, "block_size": cfg.block_size, "enable_prefix_caching": cfg.enable_prefix_caching,
+        "tokenizer": cfg.tokenizer,
     }
 
 
@@ -295,6 +307,15 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     t_prep = time.perf_counter()
     check_model_argument(cfg)
     identity = backend.identity() if backend is not None else backend_identity(cfg)
+    tok = None
+    if backend is None and cfg.backend != "fake":  # a backend handed in brings its own tokenizer
+        from evalsuite.checkpoint import resolve_tokenizer
+
+
+        tok = resolve_tokenizer(cfg.model, cfg.tokenizer, cfg.tokenizer_root)
+        if tok.found == "parent":
+            print(f"tokenizer: {cfg.model} has no tokenizer files; using the one in {tok.source}", file=sys.stderr)
+        identity = {**identity, "tokenizer": tok.fingerprint}  # keys the cache and the run key
     requests = list(unique.values())
     cache = RequestCache(identity, cfg.cache_dir) if cfg.use_cache else None
     responses: dict[str, Response] = cache.lookup(r.id for r in requests) if cache else {}
@@ -303,14 +324,19 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     try:
         if todo:
             if backend is None:
-                backend = make_backend(cfg)  # weights are loaded only when something is not cached
-            t_load = time.perf_counter()
-            bar = None
-            if progress:
-                from tqdm import tqdm
+                from evalsuite.checkpoint import check_hub_model_reachable
 
-                bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc="requests", unit="req",
-                           file=sys.stderr, dynamic_ncols=True, disable=None)
+                if cfg.backend != "fake":
+                    check_hub_model_reachable(cfg.model)  # offline: fail in seconds, not after a minute of retries
+                    if tok is not None and tok.found == "option":
+                        check_hub_model_reachable(tok.source, "tokenizer", "tokenizer_config.json")
+                backend = make_backend(cfg, tok.source if tok else None)  # weights are loaded only when something is not cached
+            t_load = time.perf_counter()
+            bar: Any = None
+            if progress:
+                from evalsuite.progress import make_progress
+
+                bar = make_progress(len(requests), len(requests) - len(todo), cfg.progress_every)
 
             def sink(r: Response) -> None:
                 responses[r.request_id] = r
@@ -334,7 +360,11 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     backend_name = backend.name if backend is not None else cfg.backend
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
-    out_dir = cfg.output / safe_name(cfg.model)
+    from evalsuite.checkpoint import default_display_name, output_folder_name
+
+    model_fp = _model_fingerprint(cfg.model, identity)
+    display = cfg.name or default_display_name(cfg.model, cfg.series, cfg.step)
+    out_dir = cfg.output / output_folder_name(display, model_fp)
     run_key = stable_hash([identity, _config_record(cfg), [p.task.hash for p in prepared]], 12)
     tasks_out: dict[str, TaskRecord] = {}
     scores: dict[str, list[PromptScore]] = {}
@@ -361,7 +391,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         schema=SCHEMA, evalsuite_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=list(argv if argv is not None else sys.argv),
-        model=ModelRecord(cfg.model, _model_fingerprint(cfg.model, identity), identity, cfg.series, cfg.step),
+        model=ModelRecord(cfg.model, model_fp, identity, cfg.series, cfg.step, display,
+                          tok.record() if tok else None),
         config=_config_record(cfg), tasks=tasks_out, skipped_tasks=skipped, results=flat, versions=_versions(),
         timings={
             "prepare_s": round(t_prep - t0, 3),

@@ -10,15 +10,17 @@ no backend calls. Results of a checkpoint may be spread over several run files
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from evalsuite.checkpoint import check_model_folder, resolve_tokenizer
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
-from evalsuite.runner import RunConfig, run
+from evalsuite.runner import RunConfig, resolve_backend, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record
 from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, step_scores, task_signal
@@ -49,13 +51,17 @@ def _load(path: Path) -> RunRecord | None:
         return None
 
 
-def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str]) -> set[str]:
-    """Tasks already evaluated for fingerprint ``fp`` with the same spec hash and settings."""
+def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str],
+                   tokenizer_fp: str | None = None) -> set[str]:
+    """Tasks already evaluated for fingerprint ``fp`` (and tokenizer ``tokenizer_fp``, when given) with the
+    same spec hash and settings."""
     done: set[str] = set()
     want = {k: _cfg_value(cfg, k) for k in _MATCH_KEYS}
     for f in _results_files(out_dir):
         rec = _load(f)
         if rec is None or rec.model.fingerprint != fp:
+            continue
+        if tokenizer_fp is not None and (rec.model.tokenizer or {}).get("fingerprint") != tokenizer_fp:
             continue
         if any(rec.config.get(k) != v for k, v in want.items()):
             continue
@@ -72,8 +78,14 @@ def _cfg_value(cfg: RunConfig, key: str) -> Any:
     return str(v) if isinstance(v, Path) else v
 
 
+def series_root(series: Series) -> Path:
+    """The folder holding a series' checkpoints (their common parent): the top of the tokenizer search."""
+    parents = [str(c.path.resolve().parent) for c in series.checkpoints]
+    return Path(os.path.commonpath(parents)) if parents else Path(".")
+
+
 def track(series: Series, base: RunConfig, newest_first: bool = False, on_event: Callable[[str], None] | None = None,
-          make_backend: Callable[[RunConfig], Any] | None = None) -> TrackReport:
+          make_backend: Callable[[RunConfig], Any] | None = None, progress: bool = False) -> TrackReport:
     """Evaluate every checkpoint of ``series`` that lacks results for the selected tasks."""
     say = on_event or (lambda s: None)
     report = TrackReport()
@@ -82,8 +94,14 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
     task_hashes = {t.spec.task: t.hash for t, _limit, _shots in selection}
     cps = list(series.checkpoints)[::-1] if newest_first else list(series.checkpoints)
     out = base.output
+    if base.tokenizer_root is None:
+        base = replace(base, tokenizer_root=series_root(series))
+    if base.backend == "auto":  # results record the backend that ran, so compare with that
+        base = replace(base, backend=resolve_backend(base.backend))
     for cp in cps:
         label = f"{cp.name} (step {cp.step})"
+        if base.backend != "fake":
+            check_model_folder(cp.path, str(cp.path))  # a native training checkpoint: say how to convert it (exit 2)
         try:
             fp = fingerprint(str(cp.path))
         except OSError as e:
@@ -91,17 +109,26 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
-        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes)
+        tok_fp = None
+        if make_backend is None and base.backend != "fake":  # which tokenizer: part of being up to date
+            try:
+                tok_fp = resolve_tokenizer(str(cp.path), base.tokenizer, base.tokenizer_root).fingerprint
+            except EvalsuiteError as e:  # this checkpoint only: the watcher goes on
+                report.failed[cp.name] = str(e)
+                _record_failure(out, series, cp, str(e))
+                say(f"failed {label}: {e}")
+                continue
+        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes, tok_fp)
         todo = [t for t in task_hashes if t not in done]
         if not todo:
             report.reused.append(cp.name)
             say(f"up to date {label}")
             continue
         cfg = replace(base, model=str(cp.path), suite=None, tasks=",".join(todo),
-                      series=series.name, step=cp.step)
+                      series=base.name or series.name, step=cp.step, name=None)
         try:
             backend = make_backend(cfg) if make_backend else None
-            res = run(cfg, backend=backend, progress=False, argv=["evalsuite", "track"] + sys.argv[2:])
+            res = run(cfg, backend=backend, progress=progress, argv=["evalsuite", "track"] + sys.argv[2:])
         except EvalsuiteError as e:
             if e.exit_code == 2:
                 raise
@@ -134,7 +161,7 @@ def _record_failure(out: Path, series: Series, cp: Checkpoint, error: str) -> No
 
 def watch(spec: str, base: RunConfig, interval: float = 60.0, newest_first: bool = False,
           on_event: Callable[[str], None] | None = None, max_polls: int | None = None,
-          make_backend: Callable[[RunConfig], Any] | None = None) -> TrackReport:
+          make_backend: Callable[[RunConfig], Any] | None = None, progress: bool = False) -> TrackReport:
     """Poll ``spec`` and evaluate each checkpoint once it is completely written. Ctrl-C stops cleanly."""
     say = on_event or (lambda s: None)
     watcher = CompletenessWatch()
@@ -151,7 +178,7 @@ def watch(spec: str, base: RunConfig, interval: float = 60.0, newest_first: bool
             if s is not None:
                 ready = tuple(c for c in s.checkpoints if watcher.is_complete(c.path) and c.name not in seen_failed)
                 if ready:
-                    rep = track(Series(s.name, ready), base, newest_first, on_event, make_backend)
+                    rep = track(Series(s.name, ready), base, newest_first, on_event, make_backend, progress)
                     total.evaluated += rep.evaluated
                     total.reused = sorted(set(total.reused) | set(rep.reused))
                     total.failed.update(rep.failed)

@@ -45,6 +45,8 @@ class HFOptions:
     row_tokens: int = 1024
     """Longest packed row; a longer group is split into rows that each repeat its prefix."""
     gen_batch_size: int = 16
+    tokenizer: str | None = None
+    """Folder or hub id of the tokenizer (None: the model's own; see ``evalsuite.checkpoint``)."""
 
 
 def resolve_device(device: str) -> str:
@@ -126,24 +128,31 @@ def _import_transformers_lean() -> None:
         return
 
 
-def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remote_code: bool,
+                             tokenizer: str | None = None) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local folder or a hub id, with clear errors."""
     _import_transformers_lean()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     p = Path(model_id)
     if p.exists() and p.is_dir() and not (p / "config.json").exists():
-        raise BackendError(f"{model_id}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+        from evalsuite.checkpoint import check_model_folder
+
+        check_model_folder(p, model_id)
     if p.exists() and p.is_file():
         raise BackendError(f"{model_id}: is a file; give a model folder or a hub id")
     looks_local = p.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
     if looks_local and not p.exists():
         raise BackendError(f"{model_id}: no such model folder")
+    from evalsuite.checkpoint import check_tokenizer_encodes
+
+    tok_source = tokenizer or model_id
     try:
-        tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code)
     except Exception as e:
-        hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
-        raise BackendError(f"{model_id}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
+        hint = "" if Path(tok_source).exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
+        raise BackendError(f"{tok_source}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
+    check_tokenizer_encodes(tok, tok_source)
     try:
         model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as e:
@@ -189,7 +198,8 @@ class HFBackend:
         self.device = resolve_device(self.opts.device)
         self.torch_dtype = _dtype(self.opts.dtype, self.device)
         if model is None:
-            model, tokenizer = load_model_and_tokenizer(model_id, self.device, self.torch_dtype, self.opts.trust_remote_code)
+            model, tokenizer = load_model_and_tokenizer(model_id, self.device, self.torch_dtype, self.opts.trust_remote_code,
+                                                        self.opts.tokenizer)
         self.model = model
         self.tok = tokenizer
         self.fingerprint = fingerprint

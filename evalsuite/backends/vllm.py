@@ -56,6 +56,8 @@ class VLLMOptions:
     """Engine replicas, one process each (see ``evalsuite.backends.vllm_dp``)."""
     strategy: str = "auto"
     """auto (next-token / cached prompt-logprobs where they apply), or naive (prompt logprobs, no cache; for comparison)."""
+    tokenizer: str | None = None
+    """Folder or hub id of the tokenizer (None: the model's own)."""
 
 
 def import_vllm() -> Any:
@@ -125,10 +127,14 @@ class VLLMBackend:
         vllm = import_vllm()
         self.model_id = model_id
         self.fingerprint = fingerprint
+        from evalsuite.checkpoint import check_tokenizer_encodes
+
+        tok_source = self.opts.tokenizer or model_id
         try:
-            self.tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=self.opts.trust_remote_code)
+            self.tok = AutoTokenizer.from_pretrained(tok_source, trust_remote_code=self.opts.trust_remote_code)
         except Exception as e:
-            raise BackendError(f"{model_id}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}") from None
+            raise BackendError(f"{tok_source}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}") from None
+        check_tokenizer_encodes(self.tok, tok_source)
         self.max_length = int(self.opts.max_model_len or config_max_length(model_id) or 2048)
         # vLLM also runs the last (scored) token through the model, so a sequence may hold max_length
         # tokens, one fewer than the hf backend feeds; the two differ only on inputs cut from the left.
@@ -136,7 +142,7 @@ class VLLMBackend:
         check_architecture(model_id, vllm, self.opts.trust_remote_code)
         try:
             self.llm = vllm.LLM(
-                model=model_id, tokenizer=model_id, dtype=_vllm_dtype(self.opts.dtype), max_model_len=self.max_length,
+                model=model_id, tokenizer=tok_source, dtype=_vllm_dtype(self.opts.dtype), max_model_len=self.max_length,
                 tensor_parallel_size=self.opts.tensor_parallel_size, gpu_memory_utilization=self.opts.gpu_memory_utilization,
                 enable_prefix_caching=self.opts.enable_prefix_caching, seed=self.opts.seed, max_logprobs=-1,
                 enforce_eager=self.opts.enforce_eager, trust_remote_code=self.opts.trust_remote_code,

@@ -14,6 +14,10 @@ from evalsuite.leaderboard.view import _COLORS, LeaderboardView, _fmt, _fmt_scor
 from evalsuite.store import atomic_write_bytes, atomic_write_json
 
 
+SAMPLES_PAGE = 20
+"""Rows per page on a samples page (paged in the browser; every row is in the file)."""
+
+
 def _env() -> Any:
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -51,7 +55,8 @@ def render_site(view: LeaderboardView, out: Path, n_results: int) -> Path:
             if has_samples and tr.samples_path is not None:
                 rows, total = sample_rows(tr.samples_path, view.spec.samples_per_task)
                 write(f"samples/{m.slug}/{slug or tn}.html", "samples.html", "../../", page_title=f"{m.name} · {tn}",
-                      model=m, task=tn, rows=rows, total=total, shown=view.spec.samples_per_task)
+                      model=m, task=tn, rows=rows, total=total, shown=view.spec.samples_per_task,
+                      page_size=SAMPLES_PAGE)
         write(f"models/{m.slug}.html", "model.html", "../", page_title=m.name, model=m, tasks=tasks)
     if view.series:
         write("series.html", "series.html", "", page_title="Checkpoint series", colors=_COLORS)

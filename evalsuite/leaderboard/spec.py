@@ -32,6 +32,9 @@ class LeaderboardSpec(BaseModel):
     """Display names of task columns."""
     categories: dict[str, list[str]] = Field(default_factory=dict)
     """Category → tasks (default: each task's own category)."""
+    display_names: dict[str, str] = Field(default_factory=dict)
+    """Name shown for a model: key = its recorded display name, ``--model`` path or fingerprint (globs
+    allowed; several keys may give one name, as aliases), value = the name shown."""
     include: list[str] = Field(default_factory=lambda: ["*"])
     """Model name globs to include."""
     exclude: list[str] = Field(default_factory=list)

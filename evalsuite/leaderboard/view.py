@@ -372,16 +372,29 @@ def _select_runs(cands: list[tuple[Path, RunRecord, str, TaskRecord]]) -> tuple[
     return pick, ("other runs with a different configuration exist (see the model page)" if other else "")
 
 
+def shown_name(spec: LeaderboardSpec, model: ModelRecord) -> str:
+    """A model's name on the leaderboard: the YAML's ``display_names`` entry matching its recorded display
+    name, ``--model`` path or fingerprint (first match, globs allowed); else its recorded display name."""
+    recorded = model.display_name or model.name
+    keys = (recorded, model.name, model.fingerprint or "")
+    for pattern, shown in spec.display_names.items():
+        if any(k and (k == pattern or fnmatch.fnmatchcase(k, pattern)) for k in keys):
+            return shown
+    return recorded
+
+
 def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
     records, skipped = load_results(folders)
     models: dict[str, ModelEntry] = {}
     per_cell: dict[tuple[str, str], list[tuple[Path, RunRecord, str, TaskRecord]]] = {}
     for path, rec, rel in sorted(records, key=lambda x: (x[1].created, str(x[0]))):
         m = rec.model
-        name = m.name
-        if not any(fnmatch.fnmatchcase(name, g) for g in spec.include) or any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
-            continue
         fp = str(m.fingerprint or "")
+        name = shown_name(spec, m)
+        names = {name, m.name, m.display_name or m.name}
+        if not any(fnmatch.fnmatchcase(n, g) for n in names for g in spec.include) \
+                or any(fnmatch.fnmatchcase(n, g) for n in names for g in spec.exclude):
+            continue
         key = f"{name}|{fp}"
         entry = models.get(key)
         source = str(rec.extra.get("_source", "evalsuite"))
@@ -468,7 +481,8 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
         _significance([e for e in entries if e.complete and e.source == "evalsuite"], suite_columns, categories, spec.bootstrap)
 
     d = spec.decimals
-    labels = {c: spec.column_labels.get(c, c) for c in columns}
+    titles = {c: next((e.tasks[c].title for e in entries if c in e.tasks), c) for c in columns}
+    labels = {c: spec.column_labels.get(c) or titles[c] for c in columns}
     index_rows = []
     for e in entries:
         cells = []
@@ -545,7 +559,7 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
                          "metric": first.metric if first else "", "prompt_ids": prompt_ids, "templates": templates,
                          "rows": rows, "slug": slugify(c),
                          "normalizable": bool(first and first.normalizable),
-                         "lower_is_better": bool(first and not first.higher_is_better)}
+                         "higher_is_better": first.higher_is_better if first else True}
 
     series: dict[str, list[ModelEntry]] = {}
     for e in entries:
@@ -737,6 +751,21 @@ def _signal_row(sig: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sample_correct(s: dict[str, Any]) -> bool | None:
+    """Whether one per-sample record was answered correctly (None where the task has no right answer:
+    bits per byte, regression, multi-label)."""
+    pred, gold = s.get("prediction"), s.get("gold")
+    if s.get("choices") and isinstance(pred, int) and not isinstance(pred, bool) and gold is not None:
+        return pred in gold if isinstance(gold, list) else pred == gold
+    if isinstance(pred, bool):  # target log-likelihood: the target was the greedy continuation
+        return pred
+    m = s.get("metrics") or {}
+    for key in ("exact_match", "acc"):
+        if isinstance(m.get(key), (int, float)):
+            return bool(m[key] > 0)
+    return None
+
+
 def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list[dict[str, str]], int]:
     """The first ``per_prompt`` samples of each prompt variant, as display strings (escaped by the template)."""
     rows: list[dict[str, str]] = []
@@ -755,9 +784,15 @@ def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list
             seen[pid] = seen.get(pid, 0) + 1
             reqs = s.get("requests") or []
             ctx = str(reqs[0].get("context", "")) if reqs else ""
+            choices: list[dict[str, Any]] = []
             if s.get("choices"):
-                scores = "; ".join(f"{c}: {r.get('loglikelihood'):.3f}" if isinstance(r.get("loglikelihood"), (int, float)) else f"{c}: –"
-                                   for c, r in zip(s["choices"], reqs))
+                gold = s.get("gold")
+                golds = set(gold) if isinstance(gold, list) else {gold}
+                for i, (c, r) in enumerate(zip(s["choices"], reqs)):
+                    ll = r.get("loglikelihood")
+                    choices.append({"choice": str(c), "loglikelihood": f"{ll:.3f}" if isinstance(ll, (int, float)) else "–",
+                                    "gold": i in golds, "predicted": i == s.get("prediction")})
+                scores = "; ".join(f"{c['choice']}: {c['loglikelihood']}" for c in choices)
                 pred = s["choices"][s["prediction"]] if isinstance(s.get("prediction"), int) and s["prediction"] < len(s["choices"]) else str(s.get("prediction", ""))
             else:
                 scores = "; ".join(f"{k}: {v:.3f}" for k, v in (s.get("metrics") or {}).items() if isinstance(v, (int, float)))
@@ -765,5 +800,6 @@ def sample_rows(path: Path, per_prompt: int, max_chars: int = 800) -> tuple[list
             if len(ctx) > max_chars:
                 ctx = "…" + ctx[-max_chars:]
             rows.append({"prompt_id": pid, "example_id": str(s.get("example_id")), "context": ctx,
-                         "target": str(s.get("target", "")), "prediction": pred, "scores": scores})
+                         "target": str(s.get("target", "")), "prediction": pred, "scores": scores, "choices": choices,
+                         "correct": sample_correct(s)})
     return rows, total
