@@ -16,7 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite import __version__
+import hashlib
+import json
+
+from evalsuite import SCORING_VERSION, __version__
 from evalsuite.backends.base import Backend
 from evalsuite.core.errors import DataUnavailableError, UsageError
 from evalsuite.cache import RequestCache, namespace
@@ -87,6 +90,8 @@ class PreparedTask:
     prompted: list[PromptedExample]
     n_examples: int
     source: str
+    data_digest: str
+    """sha256 of the task's data content (evaluated rows and few-shot pool), see ``data_digest``."""
 
 
 @dataclass
@@ -113,6 +118,7 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
             skipped[task.spec.task] = str(e).splitlines()[0]
             continue
         examples = to_examples(task, rows, renamed)
+        digest_parts: list[Any] = [renamed]
         limit = cfg.limit if cfg.limit is not None else suite_limit
         if limit is not None:
             examples = examples[:limit]
@@ -124,6 +130,7 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
             sr = shot_rows(task, data_dir, cfg.allow_any_path)
             if sr is not None:
                 pool = to_examples(task, sr[0], sr[1], id_prefix="shot:")
+                digest_parts.append(sr[1])
                 pool_map = sr[0].label_map
         if cfg.seed is not None and k:
             task = LoadedTask(task.spec.model_copy(update={"fewshot": task.spec.fewshot.model_copy(update={"seed": cfg.seed})}),
@@ -131,10 +138,46 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
         prompted = build(task, examples, rows.label_map, cfg.prompts, shots, pool, pool_map)
         if not prompted:
             raise UsageError(f"task {task.spec.task}: no prompt variant selected (--prompts {','.join(cfg.prompts or [])})")
-        prepared.append(PreparedTask(task, prompted, len(examples), rows.source))
+        prepared.append(PreparedTask(task, prompted, len(examples), rows.source, data_digest(digest_parts)))
     if skipped and not prepared:
         raise DataUnavailableError("no task has data available:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
     return prepared, skipped
+
+
+def data_digest(parts: list[Any]) -> str:
+    """``sha256:<hex>`` of data rows (after renaming): an edit of any row changes it."""
+    h = hashlib.sha256()
+    for rows in parts:
+        for r in rows:
+            h.update(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+            h.update(b"\n")
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def task_data_digest(task: LoadedTask, cfg: RunConfig, suite_shots: int | None = None) -> str | None:
+    """The data digest ``prepare`` would record for ``task`` (None when the data cannot be had)."""
+    data_dir = choose_data_dir(task, cfg.data_dir)
+    try:
+        _rows, renamed = source_rows(task, data_dir, cfg.allow_any_path)
+    except DataUnavailableError:
+        return None
+    parts: list[Any] = [renamed]
+    shots = cfg.shots if cfg.shots is not None else suite_shots
+    k = task.spec.fewshot.k if shots is None else shots
+    if k:
+        sr = shot_rows(task, data_dir, cfg.allow_any_path)
+        if sr is not None:
+            parts.append(sr[1])
+    return data_digest(parts)
+
+
+def file_digest(path: Path) -> str | None:
+    """``sha256:<hex>`` of a file's bytes (None when unreadable)."""
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    except OSError:
+        return None
 
 
 def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask]:
@@ -329,7 +372,9 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
     out_dir = cfg.output / safe_name(cfg.model)
-    run_key = stable_hash([identity, _config_record(cfg), [p.task.hash for p in prepared]], 12)
+    # Everything that changes a samples file is in its name: a different run never overwrites another's samples.
+    run_key = stable_hash([identity, _config_record(cfg), SCORING_VERSION,
+                           [(p.task.hash, p.data_digest, file_digest(p.task.file)) for p in prepared]], 12)
     tasks_out: dict[str, Any] = {}
     scores: dict[str, list[PromptScore]] = {}
     flat: dict[str, dict[str, float | None]] = {}
@@ -349,6 +394,8 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "category": spec.category,
             "headline_metric": spec.metrics[0].name,
             "data_source": p.source,
+            "data_digest": p.data_digest,
+            "task_file_digest": file_digest(p.task.file),
             "n_examples": p.n_examples,
             "samples_file": samples_name,
             "prompts": {
@@ -370,6 +417,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "evalsuite_version": __version__,
+        "scoring_version": SCORING_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv if argv is not None else sys.argv,
         "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,

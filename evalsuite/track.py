@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
-from evalsuite.runner import RunConfig, run
+from evalsuite import SCORING_VERSION
+from evalsuite.runner import RunConfig, run, task_data_digest
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, normalized, task_signal
 from evalsuite.store import SCHEMA, atomic_write_json, safe_name
@@ -49,8 +50,9 @@ def _load(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
-def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str]) -> set[str]:
-    """Tasks already evaluated for fingerprint ``fp`` with the same spec hash and settings."""
+def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str],
+                   data_digests: dict[str, str | None] | None = None) -> set[str]:
+    """Tasks already evaluated for fingerprint ``fp`` with the same spec hash, data, scoring version and settings."""
     done: set[str] = set()
     want = {k: _cfg_value(cfg, k) for k in _MATCH_KEYS}
     for f in _results_files(out_dir):
@@ -60,9 +62,16 @@ def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str
         conf = rec.get("config", {})
         if any(conf.get(k) != v for k, v in want.items()):
             continue
+        if rec.get("scoring_version") != SCORING_VERSION:
+            continue
         for name, t in rec.get("tasks", {}).items():
-            if task_hashes.get(name) == t.get("spec_hash"):
-                done.add(name)
+            if not isinstance(t, dict) or task_hashes.get(name) != t.get("spec_hash"):
+                continue
+            # data edited in place: the stored numbers are of other data
+            want_digest = (data_digests or {}).get(name)
+            if want_digest is not None and t.get("data_digest") != want_digest:
+                continue
+            done.add(name)
     return done
 
 
@@ -81,6 +90,8 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
     # Spec hashes come from the task files alone: an up-to-date series never reads data or weights.
     _suite, selection = resolve_selection(Catalog.discover(base.include), base.suite, base.tasks)
     task_hashes = {t.spec.task: t.hash for t, _limit, _shots in selection}
+    # The data is read (not the weights): a task whose data changed is evaluated again.
+    data_digests = {t.spec.task: task_data_digest(t, base, shots) for t, _limit, shots in selection}
     cps = list(series.checkpoints)[::-1] if newest_first else list(series.checkpoints)
     out = base.output
     for cp in cps:
@@ -92,7 +103,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
-        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes)
+        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes, data_digests)
         todo = [t for t in task_hashes if t not in done]
         if not todo:
             report.reused.append(cp.name)

@@ -1,0 +1,103 @@
+"""Issue 16, "nothing stale": what identifies a model, its data and the code that scored it.
+
+Each test reproduces one way a result could be served from stale identity (or overwrite
+another run's files) and fails on the code before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evalsuite.core.errors import SpecError
+from evalsuite.runner import RunConfig, run
+
+MC_TASK = """\
+task: {name}
+title: Identity test task
+category: test
+languages: [arb_Arab]
+output_type: multiple_choice
+data:
+  local:
+    path: data.jsonl
+example_id: "{{{{ id }}}}"
+labels: [pos, neg]
+doc_to_target: "{{{{ label }}}}"
+prompts:
+  - id: p1
+    doc_to_text: "{{{{ text }}}}?"
+    doc_to_choice: ["yes", "no"]
+metrics: [acc]
+"""
+
+
+def write_task(folder: Path, name: str = "ident_mc", labels: list[str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(MC_TASK.format(name=name), encoding="utf-8")
+    labels = labels or ["pos", "neg"] * 10
+    rows = [{"id": f"e{i}", "text": f"sentence number {i}", "label": lab} for i, lab in enumerate(labels)]
+    (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder / f"{name}.yaml"
+
+
+def fake_cfg(task_file: Path, out: Path, **kw) -> RunConfig:
+    return RunConfig(model="fake-model", tasks=str(task_file), output=out, backend="fake", **kw)
+
+
+# ---------------------------------------------------------------- item 5: data edited in place
+
+def test_data_edit_changes_run_key_and_never_overwrites_samples(tmp_path: Path) -> None:
+    task = write_task(tmp_path / "t")
+    out = tmp_path / "out"
+    first = run(fake_cfg(task, out), progress=False)
+    t1 = first.record["tasks"]["ident_mc"]
+    samples1 = first.results_path.parent / t1["samples_file"]
+    before = samples1.read_bytes()
+    assert t1["data_digest"].startswith("sha256:")
+    assert first.record["scoring_version"]
+    # edit the data in place: every gold label flips
+    write_task(tmp_path / "t", labels=["neg", "pos"] * 10)
+    second = run(fake_cfg(task, out), progress=False)
+    t2 = second.record["tasks"]["ident_mc"]
+    assert t2["data_digest"] != t1["data_digest"]
+    assert t2["samples_file"] != t1["samples_file"], "a different run must not reuse the samples file name"
+    assert samples1.read_bytes() == before, "the first run's samples were overwritten"
+    acc = lambda rec: rec["tasks"]["ident_mc"]["prompts"]["p1"]["metrics"]["acc"]["value"]  # noqa: E731
+    assert acc(first.record) + acc(second.record) == pytest.approx(100.0)  # labels flipped, two choices
+
+
+def test_track_reruns_after_data_edit(tmp_path: Path) -> None:
+    from evalsuite.series import discover
+    from evalsuite.track import track
+
+    task = write_task(tmp_path / "t")
+    cp = tmp_path / "series" / "checkpoint-100"
+    cp.mkdir(parents=True)
+    (cp / "config.json").write_text("{}", encoding="utf-8")
+    base = RunConfig(model="-", tasks="ident_mc", include=[task.parent], output=tmp_path / "out", backend="fake")
+    first = track(discover(str(tmp_path / "series")), base)
+    assert first.evaluated == ["checkpoint-100"]
+    again = track(discover(str(tmp_path / "series")), base)
+    assert again.reused == ["checkpoint-100"] and not again.evaluated
+    write_task(tmp_path / "t", labels=["neg", "pos"] * 10)
+    third = track(discover(str(tmp_path / "series")), base)
+    assert third.evaluated == ["checkpoint-100"], "track said 'up to date' after the data changed"
+
+
+def test_track_reruns_after_scoring_version_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evalsuite.track as track_mod
+    from evalsuite.series import discover
+
+    task = write_task(tmp_path / "t")
+    cp = tmp_path / "series" / "checkpoint-100"
+    cp.mkdir(parents=True)
+    (cp / "config.json").write_text("{}", encoding="utf-8")
+    base = RunConfig(model="-", tasks="ident_mc", include=[task.parent], output=tmp_path / "out", backend="fake")
+    assert track_mod.track(discover(str(tmp_path / "series")), base).evaluated == ["checkpoint-100"]
+    monkeypatch.setattr(track_mod, "SCORING_VERSION", "999")
+    assert track_mod.track(discover(str(tmp_path / "series")), base).evaluated == ["checkpoint-100"]
