@@ -130,6 +130,7 @@ def run(
     data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files named by the tasks' data.local.path (repeatable: each task uses the first folder that has its file).")] = None,
     include: Annotated[Optional[list[Path]], typer.Option(help="Extra folder of task YAML files (repeatable).")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint to run.")] = False,
+    override_tasks: Annotated[bool, typer.Option(help="Let an --include task replace a shipped task of the same name (otherwise an error naming both files).")] = False,
     prefix_sharing: Annotated[bool, typer.Option("--prefix-sharing/--no-prefix-sharing", help="hf: compute shared prompt prefixes once (off: every sequence whole, for comparison).")] = True,
     allow_any_path: Annotated[bool, typer.Option(help="Let task data paths leave the task folder / --data-dir.")] = False,
     skip_unavailable: Annotated[Optional[bool], typer.Option("--skip-unavailable/--no-skip-unavailable", help="Skip (and list) tasks whose data cannot be had (default: on for --suite, off for --tasks).")] = None,
@@ -146,7 +147,7 @@ def run(
         prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None,
         shots=shots, seed=seed, backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, packing=packing,
         max_length=max_length, add_bos=add_bos, data_dir=_one_or_many(data_dir), include=list(include or []),
-        trust_remote_code=trust_remote_code, share_prefixes=prefix_sharing, allow_any_path=allow_any_path,
+        trust_remote_code=trust_remote_code, share_prefixes=prefix_sharing, allow_any_path=allow_any_path, override_tasks=override_tasks,
         use_cache=not no_cache, cache_dir=cache_dir, skip_unavailable=skip_unavailable,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
         data_parallel_size=data_parallel_size, block_size=block_size, enable_prefix_caching=prefix_caching,
@@ -170,6 +171,7 @@ def run(
 @app.command()
 def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Task/suite files or folders (default: all shipped tasks).")] = None,
+    override_tasks: Annotated[bool, typer.Option(help="Let an --include task replace a shipped task of the same name (otherwise an error naming both files).")] = False,
 ) -> None:
     """Check task and suite YAML files; every problem is printed as file:line:col: field: message."""
     from evalsuite.spec.catalog import Catalog
@@ -183,8 +185,13 @@ def validate(
         else:
             cat = Catalog.discover()
         # suites must name known tasks
-        known = Catalog.discover(list(paths or [])) if paths else cat
         problems = []
+        try:
+            # with the shipped tasks: a user task may not silently shadow a shipped one
+            known = Catalog.discover(list(paths or []), allow_override=override_tasks) if paths else cat
+        except SpecError as e:
+            problems.extend(e.problems)
+            known = cat
         for s in cat.suites.values():
             for i, e in enumerate(s.spec.tasks):
                 if e.task not in known.tasks:
@@ -220,7 +227,7 @@ def tasks_list(
     """List shipped (and included) tasks and suites."""
     from evalsuite.spec.catalog import Catalog
 
-    cat = Catalog.discover(list(include or []))
+    cat = _guard(lambda: Catalog.discover(list(include or [])))
     if json_out:
         typer.echo(json.dumps({
             "tasks": [_task_info(cat.tasks[n]) for n in sorted(cat.tasks)],
@@ -436,6 +443,7 @@ def track(
     batch_tokens: Annotated[Optional[int], typer.Option(min=1)] = None,
     data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
     include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
+    override_tasks: Annotated[bool, typer.Option(help="Let an --include task replace a shipped task of the same name (otherwise an error naming both files).")] = False,
     log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
 ) -> None:
     """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
@@ -446,7 +454,7 @@ def track(
     base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
                      prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
                      backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []))
+                     include=list(include or []), override_tasks=override_tasks)
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
 
     def go() -> Any:

@@ -58,6 +58,8 @@ class RunConfig:
     trust_remote_code: bool = False
     share_prefixes: bool = True
     allow_any_path: bool = False
+    override_tasks: bool = False
+    """Let a task in ``include`` replace a shipped task of the same name (otherwise an error)."""
     skip_unavailable: bool | None = None
     """Skip (and list) tasks whose data cannot be had; default: yes for --suite, no for --tasks."""
     tensor_parallel_size: int = 1
@@ -91,6 +93,8 @@ class PreparedTask:
     n_examples: int
     source: str
     data_digest: str
+    overrides: str | None = None
+    """The shipped task file this (included) task replaces, under ``--override-tasks``."""
     """sha256 of the task's data content (evaluated rows and few-shot pool), see ``data_digest``."""
 
 
@@ -103,7 +107,7 @@ class RunResult:
 
 def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[list[PreparedTask], dict[str, str]]:
     """Prepared tasks, and the tasks skipped for lack of data (task → reason)."""
-    catalog = catalog or Catalog.discover(cfg.include)
+    catalog = catalog or Catalog.discover(cfg.include, allow_override=cfg.override_tasks)
     _suite, selection = resolve_selection(catalog, cfg.suite, cfg.tasks)
     prepared = []
     skip = cfg.skip_unavailable if cfg.skip_unavailable is not None else cfg.suite is not None
@@ -138,7 +142,8 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
         prompted = build(task, examples, rows.label_map, cfg.prompts, shots, pool, pool_map)
         if not prompted:
             raise UsageError(f"task {task.spec.task}: no prompt variant selected (--prompts {','.join(cfg.prompts or [])})")
-        prepared.append(PreparedTask(task, prompted, len(examples), rows.source, data_digest(digest_parts)))
+        prepared.append(PreparedTask(task, prompted, len(examples), rows.source, data_digest(digest_parts),
+                                     catalog.overrides.get(task.spec.task)))
     if skipped and not prepared:
         raise DataUnavailableError("no task has data available:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
     return prepared, skipped
@@ -277,7 +282,7 @@ def _config_record(cfg: RunConfig) -> dict[str, Any]:
         "seed": cfg.seed, "backend": cfg.backend, "device": cfg.device, "dtype": cfg.dtype,
         "batch_tokens": cfg.batch_tokens, "packing": cfg.packing, "max_length": cfg.max_length, "add_bos": cfg.add_bos,
         "data_dir": ([str(d) for d in cfg.data_dir] if isinstance(cfg.data_dir, list) else str(cfg.data_dir)) if cfg.data_dir else None, "share_prefixes": cfg.share_prefixes,
-        "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path,
+        "trust_remote_code": cfg.trust_remote_code, "allow_any_path": cfg.allow_any_path, "override_tasks": cfg.override_tasks,
         "tensor_parallel_size": cfg.tensor_parallel_size, "vllm_strategy": cfg.vllm_strategy,
         "data_parallel_size": cfg.data_parallel_size, "block_size": cfg.block_size, "enable_prefix_caching": cfg.enable_prefix_caching,
     }
@@ -396,6 +401,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "data_source": p.source,
             "data_digest": p.data_digest,
             "task_file_digest": file_digest(p.task.file),
+            "overrides_shipped": p.overrides,
             "n_examples": p.n_examples,
             "samples_file": samples_name,
             "prompts": {

@@ -88,7 +88,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
     say = on_event or (lambda s: None)
     report = TrackReport()
     # Spec hashes come from the task files alone: an up-to-date series never reads data or weights.
-    _suite, selection = resolve_selection(Catalog.discover(base.include), base.suite, base.tasks)
+    _suite, selection = resolve_selection(Catalog.discover(base.include, allow_override=base.override_tasks), base.suite, base.tasks)
     task_hashes = {t.spec.task: t.hash for t, _limit, _shots in selection}
     # The data is read (not the weights): a task whose data changed is evaluated again.
     data_digests = {t.spec.task: task_data_digest(t, base, shots) for t, _limit, shots in selection}

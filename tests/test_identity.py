@@ -101,3 +101,48 @@ def test_track_reruns_after_scoring_version_change(tmp_path: Path, monkeypatch: 
     assert track_mod.track(discover(str(tmp_path / "series")), base).evaluated == ["checkpoint-100"]
     monkeypatch.setattr(track_mod, "SCORING_VERSION", "999")
     assert track_mod.track(discover(str(tmp_path / "series")), base).evaluated == ["checkpoint-100"]
+
+
+# ---------------------------------------------------------------- item 6: --include shadowing a shipped task
+
+def _cli(args: list[str]):
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+def test_include_shadowing_shipped_task_is_an_error_naming_both_files(tmp_path: Path) -> None:
+    inc = tmp_path / "mine"
+    write_task(inc, name="demo_sentiment_ar")
+    out = tmp_path / "out"
+    res = _cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--include", str(inc),
+                "-o", str(out), "-q"])
+    assert res.exit_code == 2, res.output
+    assert "demo_sentiment_ar.yaml" in res.output and "demo/demo_sentiment_ar.yaml" in res.output
+    assert "--override-tasks" in res.output
+    assert not out.exists(), "nothing may be written for a refused run"
+    val = _cli(["validate", str(inc)])
+    assert val.exit_code == 2 and "shadows the shipped task" in val.output
+
+
+def test_override_flag_records_override_and_task_file_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    inc = tmp_path / "mine"
+    f = write_task(inc, name="demo_sentiment_ar")
+    res = _cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--include", str(inc),
+                "--override-tasks", "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(Path(res.output.strip().splitlines()[-1]).read_text(encoding="utf-8"))
+    t = rec["tasks"]["demo_sentiment_ar"]
+    assert t["overrides_shipped"].endswith("demo/demo_sentiment_ar.yaml")
+    assert t["task_file_digest"] == "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()[:32]
+    assert t["n_examples"] == 20  # the included file's data, not the shipped 24 reviews
+
+
+def test_missing_include_folder_is_an_error(tmp_path: Path) -> None:
+    res = _cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--include",
+                str(tmp_path / "nope"), "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 2 and "no such file or folder" in res.output
