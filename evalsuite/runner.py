@@ -238,8 +238,12 @@ def _vllm_options(cfg: RunConfig) -> Any:
 
 
 def backend_identity(cfg: RunConfig) -> dict[str, Any]:
-    """The backend's identity without loading weights: keys the request cache and is recorded in results."""
-    from evalsuite.fingerprint import fingerprint
+    """The backend's identity without loading weights: keys the request cache and is recorded in results.
+
+    A hub id is resolved to its snapshot folder first, so the fingerprint, the maximum length and
+    the dtype are those of the files that will be loaded.
+    """
+    from evalsuite.fingerprint import fingerprint, load_path
 
     match cfg.backend:
         case "fake":
@@ -249,16 +253,18 @@ def backend_identity(cfg: RunConfig) -> dict[str, Any]:
         case "hf":
             from evalsuite.backends.hf import static_identity
 
-            return static_identity(cfg.model, _hf_options(cfg), fingerprint(cfg.model))
+            path = load_path(cfg.model)
+            return {**static_identity(path, _hf_options(cfg), fingerprint(path)), "model": cfg.model}
         case "vllm":
             from evalsuite.backends.vllm import _identity
 
-            return _identity(cfg.model, fingerprint(cfg.model), _vllm_options(cfg), cfg.max_length)
+            path = load_path(cfg.model)
+            return {**_identity(path, fingerprint(path), _vllm_options(cfg), cfg.max_length), "model": cfg.model}
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
 def make_backend(cfg: RunConfig) -> Backend:
-    from evalsuite.fingerprint import fingerprint
+    from evalsuite.fingerprint import fingerprint, load_path
 
     match cfg.backend:
         case "fake":
@@ -268,11 +274,13 @@ def make_backend(cfg: RunConfig) -> Backend:
         case "hf":
             from evalsuite.backends.hf import HFBackend
 
-            return HFBackend(cfg.model, _hf_options(cfg), fingerprint=fingerprint(cfg.model))
+            path = load_path(cfg.model)  # a hub id: the very snapshot that was fingerprinted
+            return HFBackend(path, _hf_options(cfg), fingerprint=fingerprint(path))
         case "vllm":
             from evalsuite.backends.vllm import make_vllm_backend
 
-            return make_vllm_backend(cfg.model, _vllm_options(cfg), fingerprint=fingerprint(cfg.model))
+            path = load_path(cfg.model)
+            return make_vllm_backend(path, _vllm_options(cfg), fingerprint=fingerprint(path))
     raise UsageError(f"unknown backend '{cfg.backend}'; use hf, vllm, auto or fake")
 
 
@@ -307,6 +315,20 @@ def _model_fingerprint(model: str, identity: dict[str, Any]) -> str | None:
     return identity.get("fingerprint")
 
 
+def _hub_record(model: str, backend: str) -> dict[str, Any] | None:
+    """For a hub id: the revision asked for and the commit actually loaded."""
+    if backend == "fake" or Path(model).exists():
+        return None
+    from evalsuite.fingerprint import resolve_hub
+
+    return resolve_hub(model).record()
+
+
+def _identity_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if k != "model" and a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys)
+
+
 def compute(backend: Backend, requests: list[Request], on_progress: Callable[[int], None] | None = None) -> dict[str, Response]:
     responses: dict[str, Response] = {}
 
@@ -337,6 +359,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     t_prep = time.perf_counter()
     check_model_argument(cfg)
     identity = backend.identity() if backend is not None else backend_identity(cfg)
+    hub = _hub_record(cfg.model, cfg.backend)
     requests = list(unique.values())
     cache = RequestCache(identity, cfg.cache_dir) if cfg.use_cache else None
     responses: dict[str, Response] = cache.lookup(r.id for r in requests) if cache else {}
@@ -346,6 +369,18 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         if todo:
             if backend is None:
                 backend = make_backend(cfg)  # weights are loaded only when something is not cached
+                loaded = backend.identity()
+                if cache is not None and namespace({**loaded, "model": cfg.model}) != namespace(identity):
+                    # the loaded model resolved something (max length, dtype) otherwise than predicted:
+                    # nothing served from the predicted namespace may be used, key everything on what is real
+                    print(f"warning: the loaded model's identity differs from the predicted one; not using cached "
+                          f"responses ({_identity_diff(identity, loaded)})", file=sys.stderr)
+                    cache.close()
+                    identity = {**loaded, "model": cfg.model}
+                    hub = _hub_record(cfg.model, cfg.backend)
+                    cache = RequestCache(identity, cfg.cache_dir)
+                    responses = cache.lookup(r.id for r in requests)
+                    todo = [r for r in requests if r.id not in responses]
             t_load = time.perf_counter()
             bar = None
             if progress:
@@ -427,6 +462,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv if argv is not None else sys.argv,
         "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
+                  "hub": hub,
                   "series": cfg.series, "step": cfg.step},
         "config": _config_record(cfg),
         "skipped_tasks": skipped,

@@ -146,3 +146,107 @@ def test_missing_include_folder_is_an_error(tmp_path: Path) -> None:
     res = _cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--include",
                 str(tmp_path / "nope"), "-o", str(tmp_path / "out"), "-q"])
     assert res.exit_code == 2 and "no such file or folder" in res.output
+
+
+# ---------------------------------------------------------------- items 1-4: model identity
+
+def _blob_snapshot(repo: Path, commit: str, src: Path, perturb: float = 0.0) -> None:
+    """Lay ``src``'s files out as the hub cache does: blobs/<sha256> and snapshots/<commit>/<name> -> blob."""
+    import hashlib
+
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        if perturb and f.name == "model.safetensors":
+            from safetensors.torch import load_file, save
+
+            tensors = load_file(str(f))
+            tensors = {k: (v + perturb) if v.is_floating_point() else v for k, v in tensors.items()}
+            data = save(tensors)
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snap / f.name).symlink_to(os.path.relpath(blob, snap))
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A hub cache with org/tiny at two commits (the second with other weights); refs/main names the first."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "hub" / "models--org--tiny"
+    _blob_snapshot(repo, "a" * 40, tiny_model)
+    _blob_snapshot(repo, "b" * 40, tiny_model, perturb=0.05)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40, encoding="utf-8")
+    return repo
+
+
+def _hf_cfg(out: Path, cache: Path, **kw) -> RunConfig:
+    return RunConfig(model="org/tiny", tasks="demo_sentiment_ar", limit=4, prompts=["native"], output=out,
+                     backend="hf", device="cpu", cache_dir=cache, **kw)
+
+
+def test_hub_revision_resolved_to_loaded_commit(hub_cache: Path, tmp_path: Path) -> None:
+    first = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
+    assert first.record["model"]["hub"] == {"repo_id": "org/tiny", "revision": "main", "commit": "a" * 40}
+    assert first.record["model"]["fingerprint"].startswith("sha256:")
+    # the hub repo moves to new weights under the same id
+    (hub_cache / "refs" / "main").write_text("b" * 40, encoding="utf-8")
+    second = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
+    assert second.record["model"]["hub"]["commit"] == "b" * 40
+    assert second.record["model"]["fingerprint"] != first.record["model"]["fingerprint"]
+    assert second.record["timings"]["cache"]["hits"] == 0, "new weights were served from the old weights' cache"
+    ll = lambda r: [json.loads(x)["requests"][0]["loglikelihood"]  # noqa: E731
+                    for x in (r.results_path.parent / r.record["tasks"]["demo_sentiment_ar"]["samples_file"]).read_text().splitlines()]
+    assert ll(first) != ll(second)
+
+
+def test_hub_effective_max_length_keys_the_cache(hub_cache: Path, tmp_path: Path) -> None:
+    from evalsuite.cache import namespace
+    from evalsuite.runner import backend_identity
+
+    for commit in ("a" * 40, "b" * 40):  # a model whose real context is 64 tokens
+        cfg_file = hub_cache / "snapshots" / commit / "config.json"
+        conf = json.loads(cfg_file.read_text(encoding="utf-8"))
+        conf["max_position_embeddings"] = 64
+        cfg_file.unlink()
+        cfg_file.write_text(json.dumps(conf), encoding="utf-8")
+    default = backend_identity(_hf_cfg(tmp_path / "o", tmp_path / "c"))
+    explicit = backend_identity(_hf_cfg(tmp_path / "o", tmp_path / "c", max_length=2048))
+    assert default["max_length"] == 64 and explicit["max_length"] == 2048
+    assert namespace(default) != namespace(explicit)
+
+
+def test_remote_code_files_belong_to_the_fingerprint(tmp_path: Path) -> None:
+    from evalsuite.fingerprint import fingerprint
+
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text('{"auto_map": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}}', encoding="utf-8")
+    (m / "model.safetensors").write_bytes(b"0" * 64)
+    (m / "modeling_x.py").write_text("SCALE = 1.0\n", encoding="utf-8")
+    before = fingerprint(str(m))
+    (m / "modeling_x.py").write_text("SCALE = 2.0\n", encoding="utf-8")
+    assert fingerprint(str(m)) != before
+
+
+def test_in_place_change_keeping_size_and_mtime_is_noticed(tmp_path: Path) -> None:
+    from evalsuite.fingerprint import fingerprint
+
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}", encoding="utf-8")
+    w = m / "model.safetensors"
+    w.write_bytes(b"A" * 4096)
+    st = w.stat()
+    before = fingerprint(str(m))
+    # as cp -p / rsync -a do: new contents, same size, the old mtime put back
+    with open(w, "r+b") as f:
+        f.write(b"B" * 4096)
+    os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert w.stat().st_size == st.st_size and w.stat().st_mtime_ns == st.st_mtime_ns
+    assert fingerprint(str(m)) != before
