@@ -320,11 +320,13 @@ def cache_info(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List cached models (namespaces): shards, responses and size."""
-    from evalsuite.cache import default_root, info
+    from evalsuite.cache import default_root, foreign, info
 
     rows = info(cache_dir)
+    others = foreign(cache_dir)
     if json_out:
-        typer.echo(json.dumps({"root": str(cache_dir or default_root()), "namespaces": rows}, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({"root": str(cache_dir or default_root()), "namespaces": rows, "foreign": others},
+                              ensure_ascii=False, indent=2))
         return
     typer.echo(f"cache: {cache_dir or default_root()}")
     for r in rows:
@@ -333,6 +335,8 @@ def cache_info(
                    f"{ident.get('backend', '?')} {ident.get('model', '?')} {ident.get('dtype', '')}")
     if not rows:
         typer.echo("  (empty)")
+    for name in others:
+        typer.echo(f"  not evalsuite's (left alone): {name}/")
 
 
 @cache_app.command("clear")
@@ -342,12 +346,14 @@ def cache_clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete cached responses."""
-    from evalsuite.cache import clear, default_root
+    from evalsuite.cache import clear, default_root, foreign
 
     if not yes and not typer.confirm(f"delete cached responses under {cache_dir or default_root()}?"):
         raise typer.Exit(1)
     n = clear(cache_dir, namespace)
     typer.echo(f"removed {n} namespace(s)")
+    for name in foreign(cache_dir):
+        typer.echo(f"left alone (not created by evalsuite): {name}/")
 
 
 def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -> tuple[Path, Any]:
