@@ -61,3 +61,107 @@ def test_writer_recreates_a_shard_removed_under_it(tmp_path: Path) -> None:
     found = RequestCache(ident, tmp_path).lookup(["before", "after"])
     assert set(found) == {"after"}
     w.close()
+
+
+# ---------------------------------------------------------------- items 10-11: leaderboard paths
+
+@pytest.fixture
+def one_result(tmp_path: Path) -> Path:
+    """A real results file (fake backend) whose copies the tests make hostile."""
+    res = cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--limit", "4",
+               "-o", str(tmp_path / "base"), "-q"])
+    assert res.exit_code == 0, res.output
+    return Path(res.output.strip().splitlines()[-1])
+
+
+def _variant(src: Path, folder: Path, model: str, task: str | None = None, samples: object = "keep",
+             fingerprint: str | None = None) -> Path:
+    rec = json.loads(src.read_text(encoding="utf-8"))
+    folder.mkdir(parents=True, exist_ok=True)
+    t = rec["tasks"].pop("demo_sentiment_ar")
+    if samples == "keep":
+        (folder / t["samples_file"]).write_bytes((src.parent / t["samples_file"]).read_bytes())
+    else:
+        t["samples_file"] = samples
+    rec["tasks"][task or "demo_sentiment_ar"] = t
+    rec["model"]["name"] = model
+    if fingerprint is not None:
+        rec["model"]["fingerprint"] = fingerprint
+    out = folder / f"results_{len(list(folder.glob('results_*')))}.json"
+    out.write_text(json.dumps(rec), encoding="utf-8")
+    return out
+
+
+def _build(tmp_path: Path, results: Path, out: Path, extra: str = ""):
+    lb = tmp_path / "lb.yaml"
+    lb.write_text(f"leaderboard: t\nbootstrap: 0\n{extra}", encoding="utf-8")
+    return cli(["leaderboard", "build", str(lb), "--results", str(results), "--out", str(out)])
+
+
+def test_task_name_cannot_escape_the_site_folder(one_result: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    res_dir = tmp_path / "hostile"
+    _variant(one_result, res_dir, "evil", task="../../../../victim/page")
+    _variant(one_result, res_dir, "evil2", task="../../../../../victim/page")
+    # a leaderboard whose columns leave the hostile task out: the samples page used the raw name
+    res = _build(tmp_path, res_dir, tmp_path / "site" / "deep", "columns: [demo_sentiment_ar]\n")
+    assert res.exit_code == 0, res.output
+    res = _build(tmp_path, res_dir, tmp_path / "site2" / "deep")
+    assert res.exit_code == 0, res.output
+    assert list(victim.iterdir()) == [], "a page was written outside --out"
+    written = [p for p in tmp_path.rglob("*.html")]
+    assert written and all(("site" in p.parts[len(tmp_path.parts)]) for p in written)
+
+
+def test_names_that_slug_alike_get_different_pages(one_result: Path, tmp_path: Path) -> None:
+    res_dir = tmp_path / "r"
+    _variant(one_result, res_dir, "team-x/final", fingerprint="sha256:same")
+    _variant(one_result, res_dir, "team-y/final", fingerprint="sha256:same")
+    _variant(one_result, res_dir, "team-x/final", task="arabic_exams:stem", fingerprint="sha256:same")
+    _variant(one_result, res_dir, "team-x/final", task="arabic_exams_stem", fingerprint="sha256:same")
+    out = tmp_path / "site"
+    res = _build(tmp_path, res_dir, out)
+    assert res.exit_code == 0, res.output
+    models = sorted(p.name for p in (out / "models").iterdir())
+    assert len(models) == 2, models
+    pages = {p.read_text(encoding="utf-8").count("team-x/final") > 0 for p in (out / "models").iterdir()}
+    assert pages == {True, False}
+    tasks = sorted(p.name for p in (out / "tasks").iterdir())
+    assert len(tasks) == 3 and "arabic_exams_stem.html" in tasks, tasks
+    # the plain name keeps its page; the other one is slugged with a hash of its exact name
+    assert any(t.startswith("arabic_exams_stem~") for t in tasks)
+
+
+def test_samples_file_only_beside_the_results_file(one_result: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "leak.jsonl"
+    secret.write_text(json.dumps({"prompt_id": "native", "example_id": "SECRET-ROW", "requests": []}) + "\n", encoding="utf-8")
+    res_dir = tmp_path / "r"
+    _variant(one_result, res_dir, "abs", samples=str(secret))
+    _variant(one_result, res_dir, "rel", samples="../outside/leak.jsonl")
+    (res_dir / "link.jsonl").symlink_to(secret)
+    _variant(one_result, res_dir, "link", samples="link.jsonl")
+    _variant(one_result, res_dir, "zero", samples="/dev/zero")
+    (res_dir / "zero.jsonl").symlink_to("/dev/zero")
+    _variant(one_result, res_dir, "zero-link", samples="zero.jsonl")
+    out = tmp_path / "site"
+    t0 = time.monotonic()
+    res = _build(tmp_path, res_dir, out)
+    assert res.exit_code == 0, res.output
+    assert time.monotonic() - t0 < 30
+    for page in out.rglob("*.html"):
+        assert "SECRET-ROW" not in page.read_text(encoding="utf-8"), page
+
+
+def test_samples_file_size_capped(one_result: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsuite.leaderboard.paths import samples_beside
+
+    res = _variant(one_result, tmp_path / "r", "big")
+    name = json.loads(res.read_text(encoding="utf-8"))["tasks"]["demo_sentiment_ar"]["samples_file"]
+    assert samples_beside(res, name)[0] is not None
+    with open(res.parent / name, "r+b") as f:
+        f.truncate(1 << 40)  # sparse: 1 TiB on paper, nothing on disk
+    path, why = samples_beside(res, name)
+    assert path is None and "larger than" in (why or "")

@@ -19,6 +19,7 @@ import numpy as np
 
 from evalsuite.aggregate import Interval, Spread, average_rank, bootstrap_task, borda, normalize, ranks, spread, suite_score
 from evalsuite.leaderboard.spec import LeaderboardSpec
+from evalsuite.leaderboard.paths import samples_beside, slugify, task_slug, unique_slugs
 from evalsuite.store import SCHEMA
 
 CORRELATIONS = {"pearson", "spearman", "mcc"}
@@ -119,9 +120,6 @@ class LeaderboardView:
     signals: dict[str, list[dict[str, Any]]]
 
 
-def slugify(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:60] or "x"
-    return s
 
 
 def _fmt(v: float | None, d: int) -> str:
@@ -286,15 +284,17 @@ def _task_result(name: str, t: dict[str, Any], path: Path, rec: dict[str, Any], 
     score = sp.headline(spec.headline) if sp else (min(norm_vals.values()) if norm_vals else None)
     ci = chance = None
     note = ""
-    samples = path.parent / t["samples_file"] if t.get("samples_file") else None
-    if sp and samples and samples.exists() and spec.bootstrap:
+    samples, refused = samples_beside(path, t.get("samples_file"))
+    if refused:
+        note = f"samples not shown: {refused}"
+    if sp and samples and spec.bootstrap:
         per = _per_example(samples, head, sorted(rows))
         if per is not None:
             ci, chance = bootstrap_task(per[0], per[1], per[2], spec.headline, n=spec.bootstrap)
         else:
             note = f"{head} is a corpus-level metric: point estimate, no interval"
     return TaskResult(name, (t.get("spec") or {}).get("title") or name, t.get("category", "other"), head, hib, rows, sp,
-                      score, ci, chance, samples if samples and samples.exists() else None, str(rec.get("created", "")), note)
+                      score, ci, chance, samples, str(rec.get("created", "")), note)
 
 
 def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
@@ -345,6 +345,10 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
             tr.note = "imported from lm-eval" + ("" if b is not None else "; random baseline unknown, not normalized")
 
     entries = list(models.values())
+    # two models may slug alike (team-x/final, team-y/final): each then gets a hash of its exact key
+    slugs = unique_slugs({e.key: e.slug for e in entries})
+    for e in entries:
+        e.slug = slugs[e.key]
     all_tasks = sorted({t for e in entries for t in e.tasks})
     columns = [c for c in spec.columns] if spec.columns else all_tasks
     categories: dict[str, str] = {}
@@ -438,7 +442,7 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
         first = trs[0][1] if trs else None
         task_pages[c] = {"task": c, "label": labels[c], "title": first.title if first else c,
                          "metric": first.metric if first else "", "prompt_ids": prompt_ids, "templates": templates,
-                         "rows": rows, "slug": slugify(c)}
+                         "rows": rows, "slug": task_slug(c)}
 
     series: dict[str, list[ModelEntry]] = {}
     for e in entries:
