@@ -165,3 +165,131 @@ def test_samples_file_size_capped(one_result: Path, tmp_path: Path, monkeypatch:
         f.truncate(1 << 40)  # sparse: 1 TiB on paper, nothing on disk
     path, why = samples_beside(res, name)
     assert path is None and "larger than" in (why or "")
+
+
+# ---------------------------------------------------------------- item 12: data confinement
+
+TASK = """\
+task: {name}
+title: Hostile test task
+category: test
+languages: [arb_Arab]
+output_type: multiple_choice
+data:
+{data}
+example_id: "{{{{ id }}}}"
+labels: [pos, neg]
+doc_to_target: "{{{{ label }}}}"
+prompts:
+  - id: p1
+    doc_to_text: "{text}"
+    doc_to_choice: ["pos", "neg"]
+metrics: [acc]
+"""
+
+
+def write_task(folder: Path, name: str = "hostile_mc", data: str = "  local:\n    path: data.jsonl",
+               text: str = "{{ text }}?", rows: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    f = folder / f"{name}.yaml"
+    f.write_text(TASK.format(name=name, data=data, text=text.replace('"', '\\"')), encoding="utf-8")
+    if rows:
+        lines = [json.dumps({"id": f"e{i}", "text": f"t{i}", "label": "pos" if i % 2 else "neg"}) for i in range(6)]
+        (folder / "data.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f
+
+
+def _secret_data(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "train.jsonl").write_text(json.dumps({"id": "s", "text": "SECRET", "label": "pos"}) + "\n", encoding="utf-8")
+    return outside
+
+
+def test_symlink_out_of_the_task_folder_is_refused(tmp_path: Path) -> None:
+    outside = _secret_data(tmp_path)
+    task = write_task(tmp_path / "t", rows=False)
+    (tmp_path / "t" / "data.jsonl").symlink_to(outside / "train.jsonl")
+    args = ["run", "--backend", "fake", "--model", "m", "--tasks", str(task), "-o", str(tmp_path / "out"), "-q"]
+    res = cli(args)
+    assert res.exit_code == 2, res.output
+    assert "hostile_mc.yaml" in res.output and "data.local.path" in res.output and "--allow-any-path" in res.output
+    assert cli(args + ["--allow-any-path"]).exit_code == 0  # the opt-in still works
+
+
+def test_hub_path_naming_a_local_folder_outside_is_refused(tmp_path: Path) -> None:
+    outside = _secret_data(tmp_path)
+    for i, hub_path in enumerate([str(outside), os.path.relpath(outside, tmp_path / "t")]):
+        task = write_task(tmp_path / "t", name=f"hub_mc{i}", data=f"  hub:\n    path: {json.dumps(hub_path)}\n    split: train", rows=False)
+        res = cli(["run", "--backend", "fake", "--model", "m", "--tasks", str(task), "-o", str(tmp_path / "out"), "-q"])
+        assert res.exit_code == 2, res.output
+        assert "data.hub.path" in res.output and "outside the task folder" in res.output
+
+
+# ---------------------------------------------------------------- item 13: resource exhaustion
+
+def _measured(args: list[str], cwd: Path) -> tuple[int, str, float, float]:
+    """Run the CLI in a subprocess capped at 2 GB of address space: (exit code, stderr, CPU seconds, peak RSS in MB).
+
+    CPU seconds (user + system) rather than wall time: CI machines are shared, and wall time measures the neighbours.
+    """
+    import resource
+    import tempfile
+    import threading
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-m", "evalsuite", *args], cwd=cwd, env=env, preexec_fn=cap,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        killer = threading.Timer(60, p.kill)
+        killer.start()
+        _pid, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS (KB on Linux)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        killer.cancel()
+        assert time.monotonic() - t0 < 30, "wall time far over the limit"
+        seconds = usage.ru_utime + usage.ru_stime
+        err.seek(0)
+        return p.returncode, err.read().decode("utf-8", "replace"), seconds, usage.ru_maxrss / 1024
+
+
+BOMB = "task: bomb\na: &a [" + ",".join(['"x"'] * 10) + "]\n" + "".join(
+    f"{b}: &{b} [{','.join(['*' + a] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+
+TEMPLATE_BOMBS = {
+    "multiply": "{{ 'a' * 3000000000 }}",
+    "nested_range": "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+    "doubling": "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+    "width": "{{ text|center(3000000000) }}",
+    "printf": "{{ '%3000000000s' % text }}",
+}
+
+
+def test_yaml_alias_bomb_refused_fast_and_small(tmp_path: Path) -> None:
+    f = tmp_path / "bomb.yaml"
+    f.write_text(BOMB, encoding="utf-8")
+    code, err, seconds, peak = _measured(["validate", str(f)], tmp_path)
+    assert code == 2, err
+    assert "bomb.yaml:" in err and "expands to more than" in err and "Traceback" not in err
+    assert seconds <= 5 and peak <= 500, (seconds, peak)
+
+
+@pytest.mark.parametrize("kind", sorted(TEMPLATE_BOMBS))
+def test_template_bomb_refused_fast_and_small(kind: str, tmp_path: Path) -> None:
+    task = write_task(tmp_path / "t", text=TEMPLATE_BOMBS[kind])
+    code, err, seconds, peak = _measured(["run", "--backend", "fake", "--model", "m", "--tasks", str(task),
+                                          "-o", str(tmp_path / "out"), "-q"], tmp_path)
+    assert code == 2, err
+    assert "hostile_mc.yaml:" in err and "prompts.0.doc_to_text" in err and "refused by the sandbox" in err, err
+    assert "Traceback" not in err
+    assert seconds <= 5 and peak <= 500, (seconds, peak)
+
+
+def test_bounded_sandbox_still_renders_ordinary_templates() -> None:
+    from evalsuite.core.templates import render
+
+    src = "{% for c in choices %}{{ loop.index }}. {{ c ~ '!' }}\n{% endfor %}{{ 'ab' * 2 }} {{ 2 ** 10 }} {{ '%05d' % 42 }}"
+    assert render(src, {"choices": ["x", "y"]}) == "1. x!\n2. y!\nabab 1024 00042"
