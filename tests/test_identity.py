@@ -250,3 +250,52 @@ def test_in_place_change_keeping_size_and_mtime_is_noticed(tmp_path: Path) -> No
     os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert w.stat().st_size == st.st_size and w.stat().st_mtime_ns == st.st_mtime_ns
     assert fingerprint(str(m)) != before
+
+
+# ---------------------------------------------------------------- item 7: --dtype auto means the same on every backend
+
+def _model_dir(tmp_path: Path, torch_dtype: str | None) -> Path:
+    m = tmp_path / f"m-{torch_dtype}"
+    m.mkdir()
+    conf = {"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 128}
+    if torch_dtype:
+        conf["torch_dtype"] = torch_dtype
+    (m / "config.json").write_text(json.dumps(conf), encoding="utf-8")
+    return m
+
+
+def test_dtype_auto_resolution_is_shared(tmp_path: Path) -> None:
+    from evalsuite.backends.dtypes import resolve_dtype
+
+    bf16 = str(_model_dir(tmp_path, "bfloat16"))
+    f16 = str(_model_dir(tmp_path, "float16"))
+    plain = str(_model_dir(tmp_path, None))
+    assert resolve_dtype("auto", "cpu", bf16) == "float32"
+    assert resolve_dtype("auto", "gpu", bf16) == "bfloat16"
+    assert resolve_dtype("auto", "gpu", f16) == "float16"
+    assert resolve_dtype("auto", "gpu", plain) == "float32"
+    assert resolve_dtype("bf16", "cpu", plain) == "bfloat16"
+    with pytest.raises(Exception, match="unknown --dtype"):
+        resolve_dtype("int3", "cpu", plain)
+
+
+def test_dtype_auto_recorded_and_keyed_as_run_by_both_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a GPU both backends run float32 for auto; with one (simulated) both run the checkpoint's dtype.
+    The vllm identity is computed without vllm installed: it is what would key the cache and be recorded."""
+    import torch
+
+    from evalsuite.backends.hf import HFOptions, static_identity
+    from evalsuite.backends.vllm import VLLMOptions, _identity
+
+    m = str(_model_dir(tmp_path, "bfloat16"))
+    for gpu, want in ((False, "float32"), (True, "bfloat16")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda gpu=gpu: gpu)
+        hf = static_identity(m, HFOptions(device="auto", dtype="auto"), "fp")
+        vl = _identity(m, "fp", VLLMOptions(dtype="auto"), None)
+        assert hf["dtype"] == vl["dtype"] == want, (gpu, hf["dtype"], vl["dtype"])
+
+
+def test_hf_run_records_the_real_dtype(tiny_model: Path, tmp_path: Path) -> None:
+    res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", limit=2, prompts=["native"], backend="hf",
+                        device="cpu", dtype="auto", output=tmp_path / "out", cache_dir=tmp_path / "c"), progress=False)
+    assert res.record["model"]["backend"]["dtype"] == "float32"
