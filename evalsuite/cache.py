@@ -23,6 +23,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -66,6 +67,8 @@ class RequestCache:
         self._shard: Path | None = None
         self.hits = 0
         self.written = 0
+        self.failed: str | None = None
+        """Why writing stopped (disk full, ...): the run goes on without the cache."""
 
     # ---- reading ---------------------------------------------------------
     def shards(self) -> list[Path]:
@@ -117,8 +120,18 @@ class RequestCache:
 
     def put(self, response: Response) -> None:
         """Persist one response now (a committed row survives a SIGKILL of this process)."""
-        if response.error is not None:
+        if response.error is not None or self.failed is not None:
             return
+        try:
+            self._put(response)
+        except (sqlite3.Error, OSError) as e:
+            # a full disk must not stop the evaluation: the responses are still in memory
+            self.failed = f"{type(e).__name__}: {e}"
+            self._drop_writer()
+            sys.stderr.write(f"warning: the request cache under {self.dir} cannot be written ({self.failed}); "
+                             "continuing without it (this run's responses are not cached)\n")
+
+    def _put(self, response: Response) -> None:
         row = (response.request_id, json.dumps(asdict(response), ensure_ascii=False))
         for _attempt in range(2):
             if self._writer is None:

@@ -362,8 +362,14 @@ def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -
     from evalsuite.leaderboard.spec import load_leaderboard
     from evalsuite.leaderboard.view import build_view, load_results
 
+    from evalsuite.core.errors import UsageError
+
     spec = load_leaderboard(definition)
     folders = list(results) if results else [(definition.parent / r) for r in spec.results]
+    missing = [f for f in folders if not f.exists()]
+    if missing:
+        where = "--results" if results else f"{definition}: results"
+        raise UsageError(f"{where}: no such file or folder: {', '.join(str(m) for m in missing)}")
     view = build_view(spec, folders)
     n = len(load_results(folders)[0])
     return render_site(view, out, n), view

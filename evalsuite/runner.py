@@ -21,7 +21,7 @@ import json
 
 from evalsuite import SCORING_VERSION, __version__
 from evalsuite.backends.base import Backend
-from evalsuite.core.errors import DataUnavailableError, UsageError
+from evalsuite.core.errors import DataUnavailableError, OutputError, UsageError
 from evalsuite.cache import RequestCache, namespace
 from evalsuite.core.records import Request, Response, stable_hash
 from evalsuite.data import choose_data_dir, shot_rows, source_rows, to_examples
@@ -29,7 +29,7 @@ from evalsuite.prompts import PromptedExample, build
 from evalsuite.scoring import PromptScore, score_task
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.spec.loader import LoadedTask
-from evalsuite.store import SCHEMA, atomic_write_json, atomic_write_jsonl, safe_name
+from evalsuite.store import SCHEMA, atomic_write_json, atomic_write_jsonl, check_writable, remove_stale_temp_files, safe_name
 
 
 @dataclass
@@ -109,6 +109,7 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
     """Prepared tasks, and the tasks skipped for lack of data (task → reason)."""
     catalog = catalog or Catalog.discover(cfg.include, allow_override=cfg.override_tasks)
     _suite, selection = resolve_selection(catalog, cfg.suite, cfg.tasks)
+    check_prompt_ids(cfg.prompts, [t for t, _l, _s in selection])
     prepared = []
     skip = cfg.skip_unavailable if cfg.skip_unavailable is not None else cfg.suite is not None
     skipped: dict[str, str] = {}
@@ -183,6 +184,23 @@ def file_digest(path: Path) -> str | None:
         return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:32]
     except OSError:
         return None
+
+
+def check_prompt_ids(wanted: list[str] | None, tasks: list[LoadedTask]) -> None:
+    """Every ``--prompts`` id must name a prompt variant of some selected task (a typo is not dropped silently)."""
+    if not wanted:
+        return
+    import difflib
+
+    known = sorted({p.id for t in tasks for p in t.spec.prompts})
+    unknown = [x for x in wanted if x not in known]
+    if unknown:
+        hints = []
+        for x in unknown:
+            close = difflib.get_close_matches(x, known, n=3, cutoff=0.5)
+            hints.append(f"'{x}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise UsageError(f"--prompts: no selected task has the prompt variant {', '.join(hints)}; "
+                         f"variants of the selected tasks: {', '.join(known)}")
 
 
 def prepare(cfg: RunConfig, catalog: Catalog | None = None) -> list[PreparedTask]:
@@ -358,6 +376,13 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
                 unique.setdefault(r.id, r)
     t_prep = time.perf_counter()
     check_model_argument(cfg)
+    out_dir = cfg.output / safe_name(cfg.model)
+    try:  # before the compute: a read-only or missing output folder is found in a second, not after an hour
+        check_writable(out_dir)
+    except OSError as e:
+        raise UsageError(f"--output {cfg.output}: cannot write to {out_dir} ({e.strerror or e}); "
+                         "choose a writable --output folder") from None
+    remove_stale_temp_files(out_dir)
     identity = backend.identity() if backend is not None else backend_identity(cfg)
     hub = _hub_record(cfg.model, cfg.backend)
     requests = list(unique.values())
@@ -408,10 +433,25 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     finally:
         if cache is not None:
             cache.close()
-    backend_name = backend.name if backend is not None else cfg.backend
 
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
-    out_dir = cfg.output / safe_name(cfg.model)
+    try:
+        return _write(cfg, prepared, skipped, responses, identity, hub, cache, requests, todo, backend,
+                      n_requests, out_dir, stamp, argv, (t0, t_prep, t_load, t_compute))
+    except OSError as e:
+        kept = cache is not None and cache.failed is None
+        raise OutputError(f"cannot write results under {out_dir}: {e.strerror or e}"
+                          f"{f' ({e.filename})' if e.filename else ''}; free space or choose another --output"
+                          + (" (the computed responses are in the request cache: the same command resumes)" if kept else "")
+                          ) from None
+
+
+def _write(cfg: RunConfig, prepared: list[PreparedTask], skipped: dict[str, str], responses: dict[str, Response],
+           identity: dict[str, Any], hub: dict[str, Any] | None, cache: RequestCache | None, requests: list[Request],
+           todo: list[Request], backend: Backend | None, n_requests: int, out_dir: Path, stamp: str,
+           argv: list[str] | None, times: tuple[float, float, float, float]) -> RunResult:
+    t0, t_prep, t_load, t_compute = times
+    backend_name = backend.name if backend is not None else cfg.backend
     # Everything that changes a samples file is in its name: a different run never overwrites another's samples.
     run_key = stable_hash([identity, _config_record(cfg), SCORING_VERSION,
                            [(p.task.hash, p.data_digest, file_digest(p.task.file)) for p in prepared]], 12)
@@ -484,6 +524,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "oom_retries": getattr(backend, "oom_retries", 0) if backend is not None else 0,
             "model_loaded": backend is not None,
             "cache": {"enabled": cache is not None, "hits": len(requests) - len(todo), "computed": len(todo),
+                      "failed": cache.failed if cache is not None else None,
                       "namespace": namespace(identity) if cache is not None else None},
         },
     }

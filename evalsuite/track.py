@@ -43,11 +43,18 @@ def _results_files(out_dir: Path) -> list[Path]:
 
 
 def _load(path: Path) -> dict[str, Any] | None:
+    """A results record whose shape can be read (malformed files are ignored, as by the leaderboard)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return None
+    if not isinstance(data.get("model"), dict) or not isinstance(data.get("tasks"), dict):
+        return None
+    if not isinstance(data.get("config", {}), dict):
+        return None
+    return data
 
 
 def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str],
@@ -190,7 +197,8 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
             continue
         fp = rec.get("model", {}).get("fingerprint")
         for name, t in rec.get("tasks", {}).items():
-            by_fp.setdefault(fp, {})[name] = t
+            if isinstance(t, dict) and isinstance(t.get("prompts"), dict):
+                by_fp.setdefault(fp, {})[name] = t
     per_task: dict[str, list[StepScores]] = {}
     first_raw: dict[str, float] = {}
     for cp in series.checkpoints:
@@ -202,12 +210,14 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
             scores: dict[str, float] = {}
             baseline = 0.0
             for pid, p in t.get("prompts", {}).items():
-                m = p.get("metrics", {}).get(head, {})
-                v = m.get("value")
-                if v is None:
+                m = p.get("metrics", {}).get(head, {}) if isinstance(p, dict) and isinstance(p.get("metrics"), dict) else None
+                v = m.get("value") if isinstance(m, dict) else None
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 if m.get("higher_is_better", True):
-                    nv = normalized(v, p.get("random_baseline", {}).get(head))
+                    base = p.get("random_baseline")
+                    base_v = base.get(head) if isinstance(base, dict) else None
+                    nv = normalized(v, base_v if isinstance(base_v, (int, float)) else None)
                 else:  # lower is better (bits per byte): improvement over the first checkpoint
                     key = f"{name}/{pid}"
                     first_raw.setdefault(key, v)

@@ -293,3 +293,199 @@ def test_bounded_sandbox_still_renders_ordinary_templates() -> None:
 
     src = "{% for c in choices %}{{ loop.index }}. {{ c ~ '!' }}\n{% endfor %}{{ 'ab' * 2 }} {{ 2 ** 10 }} {{ '%05d' % 42 }}"
     assert render(src, {"choices": ["x", "y"]}) == "1. x!\n2. y!\nabab 1024 00042"
+
+
+# ---------------------------------------------------------------- item 14: clear errors instead of tracebacks
+
+def _malformed(rec: dict) -> list[tuple[str, dict]]:
+    """16 ways a results file can be wrong while still being a JSON object with our schema tag."""
+    import copy
+
+    def edit(fn) -> dict:
+        r = copy.deepcopy(rec)
+        fn(r)
+        return r
+
+    t = lambda r: r["tasks"]["demo_sentiment_ar"]  # noqa: E731
+    p = lambda r: t(r)["prompts"]["native"]  # noqa: E731
+    return [
+        ("model_str", edit(lambda r: r.update(model="oops"))),
+        ("model_name_int", edit(lambda r: r["model"].update(name=5))),
+        ("tasks_list", edit(lambda r: r.update(tasks=[]))),
+        ("task_str", edit(lambda r: r["tasks"].update(demo_sentiment_ar="x"))),
+        ("prompts_list", edit(lambda r: t(r).update(prompts=[]))),
+        ("prompt_str", edit(lambda r: t(r)["prompts"].update(native="x"))),
+        ("metric_str", edit(lambda r: p(r)["metrics"].update(acc="x"))),
+        ("value_str", edit(lambda r: p(r)["metrics"]["acc"].update(value="high"))),
+        ("baseline_str", edit(lambda r: p(r).update(random_baseline="x"))),
+        ("n_str", edit(lambda r: p(r).update(n="many"))),
+        ("spec_str", edit(lambda r: t(r).update(spec="x"))),
+        ("samples_int", edit(lambda r: t(r).update(samples_file=5))),
+        ("config_str", edit(lambda r: r.update(config="x"))),
+        ("command_int", edit(lambda r: r.update(command=5))),
+        ("backend_str", edit(lambda r: r["model"].update(backend="x"))),
+        ("step_str", edit(lambda r: r["model"].update(series="s", step="x"))),
+    ]
+
+
+def test_malformed_results_files_are_skipped_and_listed(one_result: Path, tmp_path: Path) -> None:
+    rec = json.loads(one_result.read_text(encoding="utf-8"))
+    bad = tmp_path / "r"
+    bad.mkdir()
+    for name, r in _malformed(rec):
+        (bad / f"results_{name}.json").write_text(json.dumps(r), encoding="utf-8")
+    good = _variant(one_result, bad, "good-model")
+    lb = tmp_path / "lb.yaml"
+    lb.write_text("leaderboard: t\nbootstrap: 0\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["leaderboard", "build", str(lb), "--results", str(bad), "--out", str(tmp_path / "site")])
+    assert res.exit_code == 0, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    unlisted = [name for name, _r in _malformed(rec) if f"results_{name}.json" not in res.output]
+    assert not unlisted, (unlisted, res.output)
+    assert "1 models" in res.output and good.name not in res.output.split("1 models")[0]
+
+
+def test_signal_and_track_ignore_a_results_file_with_a_string_model(one_result: Path, tmp_path: Path) -> None:
+    series = tmp_path / "series" / "checkpoint-10"
+    series.mkdir(parents=True)
+    (series / "config.json").write_text("{}", encoding="utf-8")
+    out = tmp_path / "out" / "m"
+    out.mkdir(parents=True)
+    rec = json.loads(one_result.read_text(encoding="utf-8"))
+    for name, r in _malformed(rec):
+        (out / f"results_{name}.json").write_text(json.dumps(r), encoding="utf-8")
+    sig = cli(["signal", str(tmp_path / "series"), "--results", str(tmp_path / "out")])
+    assert sig.exception is None or isinstance(sig.exception, SystemExit), sig.exception
+    assert "no results for this series yet" in sig.output
+    tr = cli(["track", str(tmp_path / "series"), "--tasks", "demo_sentiment_ar", "--limit", "2", "--backend", "fake",
+              "-o", str(tmp_path / "out")])
+    assert tr.exit_code == 0 and "evaluated 1" in tr.output, (tr.output, tr.exception)
+
+
+def test_multi_character_delimiter_fails_validate(tmp_path: Path) -> None:
+    task = write_task(tmp_path / "t", data="  local:\n    path: data.csv\n    delimiter: \"ab\"", rows=False)
+    res = cli(["validate", str(task)])
+    assert res.exit_code == 2 and "data.local.delimiter" in res.output and "hostile_mc.yaml:" in res.output, res.output
+
+
+def test_failing_cache_falls_back_and_full_output_is_a_clear_error(tmp_path: Path) -> None:
+    """A file size limit (as a full disk) in a subprocess: the cache fails first and the run goes on without it
+    (warning); with a smaller limit the results cannot be written: one clear line, exit 1, no traceback."""
+    import resource
+    import signal
+
+    def limit(n: int):
+        def f() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG instead of killing us
+            resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+        return f
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = [sys.executable, "-m", "evalsuite", "run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar",
+            "--limit", "3", "--prompts", "native", "-q"]
+    p = subprocess.run(base + ["-o", str(tmp_path / "o1"), "--cache-dir", str(tmp_path / "c")], preexec_fn=limit(12_000),
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "request cache" in p.stderr and "continuing without it" in p.stderr and "Traceback" not in p.stderr
+    rec = json.loads(Path(p.stdout.strip().splitlines()[-1]).read_text(encoding="utf-8"))
+    assert rec["timings"]["cache"]["failed"]
+    p = subprocess.run(base + ["-o", str(tmp_path / "o2"), "--no-cache"], preexec_fn=limit(2_000),
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("error: cannot write results under") and "Traceback" not in p.stderr, p.stderr
+
+
+def test_unwritable_output_found_before_compute(tmp_path: Path) -> None:
+    from evalsuite.backends.fake import FakeBackend
+    from evalsuite.core.errors import UsageError
+    from evalsuite.runner import RunConfig, run
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    backend = FakeBackend(seed="m")
+    with pytest.raises(UsageError, match="--output"):
+        run(RunConfig(model="m", tasks="demo_sentiment_ar", backend="fake", output=blocker / "results"), backend=backend,
+            progress=False)
+    assert backend.calls == 0, "the model computed before the output folder was checked"
+
+
+def test_read_only_output_folder_as_non_root_user(tmp_path: Path) -> None:
+    """As uid 65534 (CI runs as root, where permissions do not stop writes). The interpreter may live where
+    that user cannot read, so the child imports evalsuite as root and then drops its privileges."""
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges to uid 65534")
+    ro = Path(tempfile.mkdtemp(prefix="evalsuite-ro-"))
+    try:
+        os.chmod(ro, 0o755)  # owned by root: readable, not writable, by uid 65534
+        # the CLI's own error path (_fail), after dropping privileges; click's lazy imports would need /root
+        code = ("import os, sys, typer\n"
+                "from pathlib import Path\n"
+                "import evalsuite.cli, evalsuite.runner, evalsuite.backends.fake, evalsuite.scoring, tqdm\n"
+                "from evalsuite.core.errors import EvalsuiteError\n"
+                f"cfg = evalsuite.runner.RunConfig(model='m', tasks='demo_sentiment_ar', backend='fake', use_cache=False,"
+                f" output=Path({str(ro / 'warm')!r}))\n"
+                "evalsuite.runner.run(cfg, progress=False)  # as root: every lazy import happens now\n"
+                "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+                f"cfg.output = Path({str(ro / 'results')!r})\n"
+                "try:\n"
+                "    evalsuite.runner.run(cfg, progress=False)\n"
+                "except EvalsuiteError as e:\n"
+                "    try:\n"
+                "        evalsuite.cli._fail(e)\n"
+                "    except typer.Exit as x:\n"
+                "        sys.exit(x.exit_code)\n")
+        p = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd="/",
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert "--output" in p.stderr and "Permission denied" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    finally:
+        import shutil
+
+        shutil.rmtree(ro, ignore_errors=True)
+
+
+def test_device_meta_is_a_clear_error(tmp_path: Path) -> None:
+    m = tmp_path / "model"
+    m.mkdir()
+    (m / "config.json").write_text("{}", encoding="utf-8")
+    res = cli(["run", "--backend", "hf", "--device", "meta", "--model", str(m), "--tasks", "demo_sentiment_ar",
+               "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 2 and "--device meta" in res.output, (res.output, res.exception)
+
+
+def test_leaderboard_build_with_missing_results_folder(tmp_path: Path) -> None:
+    lb = tmp_path / "lb.yaml"
+    lb.write_text("leaderboard: t\n", encoding="utf-8")
+    res = cli(["leaderboard", "build", str(lb), "--results", str(tmp_path / "nonexistent"), "--out", str(tmp_path / "site")])
+    assert res.exit_code == 2 and "nonexistent" in res.output
+    assert not (tmp_path / "site").exists()
+
+
+def test_misspelled_prompt_id_is_an_error_with_suggestion(tmp_path: Path) -> None:
+    res = cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--prompts", "native,nativ",
+               "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 2 and "did you mean native" in res.output, res.output
+
+
+def test_orphan_temp_files_cleaned_on_next_run(tmp_path: Path) -> None:
+    import socket
+
+    out = tmp_path / "out" / "m"
+    out.mkdir(parents=True)
+    # a writer killed mid-write: this host, a pid that no longer exists
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+    orphan = out / f".samples_demo_sentiment_ar_0123456789ab.jsonl.{host}-{dead.pid}.k3j2h1.tmp"
+    orphan.write_text("half a line", encoding="utf-8")
+    old = out / ".results_2020.json.q8w7e6.tmp"  # written before names carried a pid: cleaned once a day old
+    old.write_text("{", encoding="utf-8")
+    os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    live = out / f".samples_x.jsonl.{host}-{os.getpid()}.abcdef.tmp"  # a write in progress: kept
+    live.write_text("", encoding="utf-8")
+    res = cli(["run", "--backend", "fake", "--model", "m", "--tasks", "demo_sentiment_ar", "--limit", "2",
+               "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert not orphan.exists() and not old.exists() and live.exists()

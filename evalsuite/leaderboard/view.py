@@ -206,21 +206,44 @@ def load_results(folders: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]]
 
 
 def _check_record(d: dict[str, Any]) -> str | None:
+    """Why a results record cannot be shown (None when every field the site reads has its type)."""
+    def num(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
     model = d.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         return "model.name missing"
+    if not isinstance(model.get("fingerprint"), (str, type(None))) or not isinstance(model.get("series"), (str, type(None))):
+        return "model.fingerprint or model.series is not a string"
+    if not (model.get("step") is None or (isinstance(model.get("step"), int) and not isinstance(model.get("step"), bool))):
+        return "model.step is not an integer"
+    if not isinstance(model.get("backend"), (dict, type(None))) or not isinstance(d.get("config"), (dict, type(None))):
+        return "model.backend or config is not a mapping"
+    if not isinstance(d.get("versions"), (dict, type(None))):
+        return "versions is not a mapping"
+    command = d.get("command")
+    if command is not None and not (isinstance(command, list) and all(isinstance(c, str) for c in command)):
+        return "command is not a list of strings"
     tasks = d.get("tasks")
     if not isinstance(tasks, dict):
         return "tasks missing"
     for name, t in tasks.items():
         if not isinstance(t, dict) or not isinstance(t.get("prompts"), dict) or not isinstance(t.get("headline_metric"), str):
             return f"task {name!r} malformed"
+        if not isinstance(t.get("spec"), (dict, type(None))) or not isinstance(t.get("category", ""), str):
+            return f"task {name!r}: spec or category malformed"
+        if not isinstance(t.get("samples_file"), (str, type(None))):
+            return f"task {name!r}: samples_file is not a string"
         for pid, p in t["prompts"].items():
             if not isinstance(p, dict) or not isinstance(p.get("metrics"), dict):
                 return f"task {name!r} prompt {pid!r} malformed"
+            if not isinstance(p.get("random_baseline"), (dict, type(None))):
+                return f"task {name!r} prompt {pid!r}: random_baseline is not a mapping"
+            if not num(p.get("n")) or not all(num(b) for b in (p.get("random_baseline") or {}).values()):
+                return f"task {name!r} prompt {pid!r}: n or a baseline is not a number"
             for m in p["metrics"].values():
                 v = m.get("value") if isinstance(m, dict) else "bad"
-                if v is not None and not isinstance(v, (int, float)):
+                if not num(v):
                     return f"task {name!r} prompt {pid!r} has a non-numeric value"
     return None
 
