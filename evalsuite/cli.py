@@ -189,8 +189,8 @@ def validate(
         try:
             # with the shipped tasks: a user task may not silently shadow a shipped one
             known = Catalog.discover(list(paths or []), allow_override=override_tasks) if paths else cat
-        except SpecError as e:
-            problems.extend(e.problems)
+        except SpecError as shadowing:
+            problems.extend(shadowing.problems)
             known = cat
         for s in cat.suites.values():
             for i, e in enumerate(s.spec.tasks):

@@ -210,8 +210,12 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
             scores: dict[str, float] = {}
             baseline = 0.0
             for pid, p in t.get("prompts", {}).items():
-                m = p.get("metrics", {}).get(head, {}) if isinstance(p, dict) and isinstance(p.get("metrics"), dict) else None
-                v = m.get("value") if isinstance(m, dict) else None
+                if not isinstance(p, dict):
+                    continue
+                m = p.get("metrics", {}).get(head, {}) if isinstance(p.get("metrics"), dict) else None
+                if not isinstance(m, dict):
+                    continue
+                v = m.get("value")
                 if not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 if m.get("higher_is_better", True):

@@ -306,8 +306,8 @@ def _malformed(rec: dict) -> list[tuple[str, dict]]:
         fn(r)
         return r
 
-    t = lambda r: r["tasks"]["demo_sentiment_ar"]  # noqa: E731
-    p = lambda r: t(r)["prompts"]["native"]  # noqa: E731
+    t = lambda r: r["tasks"]["demo_sentiment_ar"]
+    p = lambda r: t(r)["prompts"]["native"]
     return [
         ("model_str", edit(lambda r: r.update(model="oops"))),
         ("model_name_int", edit(lambda r: r["model"].update(name=5))),

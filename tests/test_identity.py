@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from evalsuite.core.errors import SpecError
 from evalsuite.runner import RunConfig, run
 
 MC_TASK = """\
@@ -67,7 +65,7 @@ def test_data_edit_changes_run_key_and_never_overwrites_samples(tmp_path: Path) 
     assert t2["data_digest"] != t1["data_digest"]
     assert t2["samples_file"] != t1["samples_file"], "a different run must not reuse the samples file name"
     assert samples1.read_bytes() == before, "the first run's samples were overwritten"
-    acc = lambda rec: rec["tasks"]["ident_mc"]["prompts"]["p1"]["metrics"]["acc"]["value"]  # noqa: E731
+    acc = lambda rec: rec["tasks"]["ident_mc"]["prompts"]["p1"]["metrics"]["acc"]["value"]
     assert acc(first.record) + acc(second.record) == pytest.approx(100.0)  # labels flipped, two choices
 
 
@@ -200,7 +198,7 @@ def test_hub_revision_resolved_to_loaded_commit(hub_cache: Path, tmp_path: Path)
     assert second.record["model"]["hub"]["commit"] == "b" * 40
     assert second.record["model"]["fingerprint"] != first.record["model"]["fingerprint"]
     assert second.record["timings"]["cache"]["hits"] == 0, "new weights were served from the old weights' cache"
-    ll = lambda r: [json.loads(x)["requests"][0]["loglikelihood"]  # noqa: E731
+    ll = lambda r: [json.loads(x)["requests"][0]["loglikelihood"]
                     for x in (r.results_path.parent / r.record["tasks"]["demo_sentiment_ar"]["samples_file"]).read_text().splitlines()]
     assert ll(first) != ll(second)
 

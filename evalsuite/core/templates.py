@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 import jinja2
 from jinja2 import nodes

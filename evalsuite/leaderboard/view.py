@@ -370,8 +370,8 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
     entries = list(models.values())
     # two models may slug alike (team-x/final, team-y/final): each then gets a hash of its exact key
     slugs = unique_slugs({e.key: e.slug for e in entries})
-    for e in entries:
-        e.slug = slugs[e.key]
+    for entry in entries:
+        entry.slug = slugs[entry.key]
     all_tasks = sorted({t for e in entries for t in e.tasks})
     columns = [c for c in spec.columns] if spec.columns else all_tasks
     categories: dict[str, str] = {}

@@ -121,8 +121,8 @@ def load_yaml(path: Path, display: str | None = None) -> tuple[Any, Positions]:
             if node is not None:
                 n, where = _expanded_nodes(node, MAX_NODES)
                 if n > MAX_NODES:
-                    m = (where or node).start_mark
-                    raise SpecError(Problem(name, m.line + 1, m.column + 1, "-",
+                    mark = (where or node).start_mark
+                    raise SpecError(Problem(name, mark.line + 1, mark.column + 1, "-",
                                             f"the document expands to more than {MAX_NODES:,} values (YAML aliases "
                                             "repeating aliases); write the values out or use fewer aliases"))
             data = loader.construct_document(node) if node is not None else None
