@@ -395,13 +395,14 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             if backend is None:
                 backend = make_backend(cfg)  # weights are loaded only when something is not cached
                 loaded = backend.identity()
-                if cache is not None and namespace({**loaded, "model": cfg.model}) != namespace(identity):
+                real = {k: loaded.get(k, v) for k, v in identity.items() if k != "model"}
+                if cache is not None and namespace(real) != namespace(identity):
                     # the loaded model resolved something (max length, dtype) otherwise than predicted:
                     # nothing served from the predicted namespace may be used, key everything on what is real
                     print(f"warning: the loaded model's identity differs from the predicted one; not using cached "
-                          f"responses ({_identity_diff(identity, loaded)})", file=sys.stderr)
+                          f"responses ({_identity_diff(identity, real)})", file=sys.stderr)
                     cache.close()
-                    identity = {**loaded, "model": cfg.model}
+                    identity = {**real, "model": cfg.model}
                     hub = _hub_record(cfg.model, cfg.backend)
                     cache = RequestCache(identity, cfg.cache_dir)
                     responses = cache.lookup(r.id for r in requests)

@@ -192,6 +192,8 @@ def test_hub_revision_resolved_to_loaded_commit(hub_cache: Path, tmp_path: Path)
     first = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
     assert first.record["model"]["hub"] == {"repo_id": "org/tiny", "revision": "main", "commit": "a" * 40}
     assert first.record["model"]["fingerprint"].startswith("sha256:")
+    again = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
+    assert again.record["timings"]["cache"]["computed"] == 0 and not again.record["timings"]["model_loaded"]
     # the hub repo moves to new weights under the same id
     (hub_cache / "refs" / "main").write_text("b" * 40, encoding="utf-8")
     second = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
