@@ -489,3 +489,10 @@ def test_orphan_temp_files_cleaned_on_next_run(tmp_path: Path) -> None:
                "-o", str(tmp_path / "out"), "-q"])
     assert res.exit_code == 0, res.output
     assert not orphan.exists() and not old.exists() and live.exists()
+
+
+def test_constant_template_bomb_fails_validate(tmp_path: Path) -> None:
+    task = write_task(tmp_path / "t", text=TEMPLATE_BOMBS["multiply"])
+    code, err, seconds, peak = _measured(["validate", str(task)], tmp_path)
+    assert code == 2 and "prompts.0.doc_to_text" in err and "refused by the sandbox" in err, err
+    assert seconds <= 5 and peak <= 500, (seconds, peak)

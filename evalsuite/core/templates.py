@@ -15,6 +15,7 @@ text longer than ``MAX_CHARS``.
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from typing import Any
@@ -88,29 +89,50 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
+        _check_constants(tree)
         guarded = _Guard().visit(tree)
         guarded.set_environment(self)
         return guarded
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                size = _size(seq)
-                if size is not None and isinstance(n, int) and size * n > MAX_CHARS:
-                    raise SecurityError(f"template builds a sequence of {size * n:,} items (limit {MAX_CHARS:,})")
-        if operator == "+":
-            a, b = _size(left), _size(right)
-            if a is not None and b is not None and a + b > MAX_CHARS:
-                raise SecurityError(f"template builds a sequence longer than {MAX_CHARS:,} items")
-        if operator == "%" and isinstance(left, str) and any(c.isdigit() for c in left):
-            # printf-style widths ("%3000000000s") allocate before anything can be checked
-            import re
-
-            if any(int(w) > MAX_CHARS for w in re.findall(r"%[-+ #0]*(\d+)", left)):
-                raise SecurityError(f"template formats a field wider than {MAX_CHARS:,} characters")
-        if operator in ("*", "**") and _too_big_int(left, right, operator):
-            raise SecurityError(f"template computes an integer larger than {MAX_INT_BITS:,} bits")
+        check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
+
+
+def check_binop(operator: str, left: Any, right: Any) -> None:
+    """Raise ``SecurityError`` before an operator builds something over the caps."""
+    if operator == "*":
+        for seq, n in ((left, right), (right, left)):
+            size = _size(seq)
+            if size is not None and isinstance(n, int) and size * n > MAX_CHARS:
+                raise SecurityError(f"template builds a sequence of {size * n:,} items (limit {MAX_CHARS:,})")
+    if operator == "+":
+        a, b = _size(left), _size(right)
+        if a is not None and b is not None and a + b > MAX_CHARS:
+            raise SecurityError(f"template builds a sequence longer than {MAX_CHARS:,} items")
+    if operator == "%" and isinstance(left, str):
+        # printf-style widths ("%3000000000s") allocate before anything can be checked
+        if any(int(w) > MAX_CHARS for w in _PRINTF_WIDTH.findall(left)):
+            raise SecurityError(f"template formats a field wider than {MAX_CHARS:,} characters")
+    if operator in ("*", "**") and _too_big_int(left, right, operator):
+        raise SecurityError(f"template computes an integer larger than {MAX_INT_BITS:,} bits")
+
+
+_PRINTF_WIDTH = re.compile(r"%[-+ #0]*(\d+)")
+_BINOPS = {nodes.Mul: "*", nodes.Pow: "**", nodes.Add: "+", nodes.Mod: "%", nodes.FloorDiv: "//"}
+
+
+def _check_constants(tree: nodes.Template) -> None:
+    """Refuse at compile time (so ``validate`` reports it) an operator on two literals that is over the caps."""
+    for node in tree.find_all(tuple(_BINOPS)):
+        try:
+            left, right = node.left.as_const(), node.right.as_const()
+        except Exception:  # noqa: BLE001 - not a constant: checked when rendered
+            continue
+        try:
+            check_binop(_BINOPS[type(node)], left, right)
+        except SecurityError as e:
+            raise SecurityError(f"{e} (template line {node.lineno})") from None
 
 
 def _width_guarded(name: str, env: BoundedSandbox) -> None:
