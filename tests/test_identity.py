@@ -53,20 +53,20 @@ def test_data_edit_changes_run_key_and_never_overwrites_samples(tmp_path: Path) 
     task = write_task(tmp_path / "t")
     out = tmp_path / "out"
     first = run(fake_cfg(task, out), progress=False)
-    t1 = first.record["tasks"]["ident_mc"]
+    t1 = first.record.to_dict()["tasks"]["ident_mc"]
     samples1 = first.results_path.parent / t1["samples_file"]
     before = samples1.read_bytes()
     assert t1["data_digest"].startswith("sha256:")
-    assert first.record["scoring_version"]
+    assert first.record.to_dict()["scoring_version"]
     # edit the data in place: every gold label flips
     write_task(tmp_path / "t", labels=["neg", "pos"] * 10)
     second = run(fake_cfg(task, out), progress=False)
-    t2 = second.record["tasks"]["ident_mc"]
+    t2 = second.record.to_dict()["tasks"]["ident_mc"]
     assert t2["data_digest"] != t1["data_digest"]
     assert t2["samples_file"] != t1["samples_file"], "a different run must not reuse the samples file name"
     assert samples1.read_bytes() == before, "the first run's samples were overwritten"
     acc = lambda rec: rec["tasks"]["ident_mc"]["prompts"]["p1"]["metrics"]["acc"]["value"]
-    assert acc(first.record) + acc(second.record) == pytest.approx(100.0)  # labels flipped, two choices
+    assert acc(first.record.to_dict()) + acc(second.record.to_dict()) == pytest.approx(100.0)  # labels flipped, two choices
 
 
 def test_track_reruns_after_data_edit(tmp_path: Path) -> None:
@@ -190,18 +190,18 @@ def _hf_cfg(out: Path, cache: Path, **kw) -> RunConfig:
 
 def test_hub_revision_resolved_to_loaded_commit(hub_cache: Path, tmp_path: Path) -> None:
     first = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
-    assert first.record["model"]["hub"] == {"repo_id": "org/tiny", "revision": "main", "commit": "a" * 40}
-    assert first.record["model"]["fingerprint"].startswith("sha256:")
+    assert first.record.to_dict()["model"]["hub"] == {"repo_id": "org/tiny", "revision": "main", "commit": "a" * 40}
+    assert first.record.to_dict()["model"]["fingerprint"].startswith("sha256:")
     again = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
-    assert again.record["timings"]["cache"]["computed"] == 0 and not again.record["timings"]["model_loaded"]
+    assert again.record.to_dict()["timings"]["cache"]["computed"] == 0 and not again.record.to_dict()["timings"]["model_loaded"]
     # the hub repo moves to new weights under the same id
     (hub_cache / "refs" / "main").write_text("b" * 40, encoding="utf-8")
     second = run(_hf_cfg(tmp_path / "out", tmp_path / "cache"), progress=False)
-    assert second.record["model"]["hub"]["commit"] == "b" * 40
-    assert second.record["model"]["fingerprint"] != first.record["model"]["fingerprint"]
-    assert second.record["timings"]["cache"]["hits"] == 0, "new weights were served from the old weights' cache"
+    assert second.record.to_dict()["model"]["hub"]["commit"] == "b" * 40
+    assert second.record.to_dict()["model"]["fingerprint"] != first.record.to_dict()["model"]["fingerprint"]
+    assert second.record.to_dict()["timings"]["cache"]["hits"] == 0, "new weights were served from the old weights' cache"
     ll = lambda r: [json.loads(x)["requests"][0]["loglikelihood"]
-                    for x in (r.results_path.parent / r.record["tasks"]["demo_sentiment_ar"]["samples_file"]).read_text().splitlines()]
+                    for x in (r.results_path.parent / r.record.to_dict()["tasks"]["demo_sentiment_ar"]["samples_file"]).read_text().splitlines()]
     assert ll(first) != ll(second)
 
 
@@ -298,4 +298,4 @@ def test_dtype_auto_recorded_and_keyed_as_run_by_both_backends(tmp_path: Path, m
 def test_hf_run_records_the_real_dtype(tiny_model: Path, tmp_path: Path) -> None:
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", limit=2, prompts=["native"], backend="hf",
                         device="cpu", dtype="auto", output=tmp_path / "out", cache_dir=tmp_path / "c"), progress=False)
-    assert res.record["model"]["backend"]["dtype"] == "float32"
+    assert res.record.to_dict()["model"]["backend"]["dtype"] == "float32"
