@@ -7,6 +7,8 @@ checked before the model is loaded and before anything is written.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import os
 import platform
 import sys
@@ -15,9 +17,6 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
-
-import hashlib
-import json
 
 from evalsuite import SCORING_VERSION, __version__
 from evalsuite.backends.base import Backend

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from evalsuite import SCORING_VERSION
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
-from evalsuite import SCORING_VERSION
 from evalsuite.runner import RunConfig, run, task_data_digest
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
-from collections.abc import Iterable, Iterator
 
 import jinja2
 from jinja2 import nodes

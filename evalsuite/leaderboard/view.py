@@ -24,8 +24,8 @@ import numpy as np
 
 from evalsuite.aggregate import Spread, average_rank, borda, clip, normalize, p_value, ranks, spread, suite_score
 from evalsuite.core.errors import EvalsuiteError
-from evalsuite.leaderboard.spec import LeaderboardSpec
 from evalsuite.leaderboard.paths import slugify, task_slug, unique_slugs
+from evalsuite.leaderboard.spec import LeaderboardSpec
 from evalsuite.metrics import registry
 from evalsuite.record import (SCHEMA, SCHEMA_V1, HeadlineRecord, MetricRecord, ModelRecord, PromptRecord, RecordError,
                               RunRecord, TaskRecord, from_dict, samples_path)
