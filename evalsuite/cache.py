@@ -9,20 +9,32 @@ safe as long as each machine writes its own shard; readers look at all shards.
 
 A run killed at any moment (SIGKILL included) loses at most the response being
 written: started again with the same command it recomputes only what is missing.
+
+Every namespace folder holds a marker file (``MARKER``): ``clear`` deletes only
+folders carrying it, so a cache root that shares a folder with anything else
+(checkpoints, datasets) never loses it. A writer whose shard was removed under it
+(``cache clear`` while it runs) notices and starts a new shard.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
+import sys
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
 from evalsuite.core.records import Response, stable_hash
+
+MARKER = ".evalsuite-namespace"
+"""File in every namespace folder evalsuite creates; only such folders are ever deleted."""
+_LEGACY = re.compile(r"[0-9a-f]{24}")
+_SHARD_FILE = re.compile(r".+\.sqlite(-wal|-shm|-journal)?")
 
 # Keys of a backend identity that do not change numbers (and so must not split the cache).
 _NOT_KEYED = {"model"}
@@ -52,8 +64,11 @@ class RequestCache:
         self.root = root or default_root()
         self.dir = self.root / namespace(identity)
         self._writer: sqlite3.Connection | None = None
+        self._shard: Path | None = None
         self.hits = 0
         self.written = 0
+        self.failed: str | None = None
+        """Why writing stopped (disk full, ...): the run goes on without the cache."""
 
     # ---- reading ---------------------------------------------------------
     def shards(self) -> list[Path]:
@@ -90,8 +105,12 @@ class RequestCache:
     # ---- writing ---------------------------------------------------------
     def _open_writer(self) -> sqlite3.Connection:
         self.dir.mkdir(parents=True, exist_ok=True)
+        marker = self.dir / MARKER
+        if not marker.exists():
+            marker.write_text(json.dumps(self.identity, sort_keys=True, default=str) + "\n", encoding="utf-8")
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
-        con = sqlite3.connect(self.dir / name, timeout=30, isolation_level=None)
+        self._shard = self.dir / name
+        con = sqlite3.connect(self._shard, timeout=30, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.executescript(_SCHEMA)
@@ -101,13 +120,38 @@ class RequestCache:
 
     def put(self, response: Response) -> None:
         """Persist one response now (a committed row survives a SIGKILL of this process)."""
-        if response.error is not None:
+        if response.error is not None or self.failed is not None:
             return
-        if self._writer is None:
-            self._writer = self._open_writer()
-        self._writer.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)",
-                             (response.request_id, json.dumps(asdict(response), ensure_ascii=False)))
+        try:
+            self._put(response)
+        except (sqlite3.Error, OSError) as e:
+            # a full disk must not stop the evaluation: the responses are still in memory
+            self.failed = f"{type(e).__name__}: {e}"
+            self._drop_writer()
+            sys.stderr.write(f"warning: the request cache under {self.dir} cannot be written ({self.failed}); "
+                             "continuing without it (this run's responses are not cached)\n")
+
+    def _put(self, response: Response) -> None:
+        row = (response.request_id, json.dumps(asdict(response), ensure_ascii=False))
+        for _attempt in range(2):
+            if self._writer is None:
+                self._writer = self._open_writer()
+            self._writer.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", row)
+            # Checked after the write: a shard deleted under us (cache clear) would swallow every later
+            # response into an unlinked file; start a new shard and write this response again.
+            if self._shard is not None and self._shard.exists():
+                break
+            self._drop_writer()
         self.written += 1
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except sqlite3.Error:
+                pass
+        self._writer = None
+        self._shard = None
 
     def close(self) -> None:
         if self._writer is not None:
@@ -115,8 +159,29 @@ class RequestCache:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
-            self._writer.close()
-            self._writer = None
+            self._drop_writer()
+
+
+def _is_ours(folder: Path) -> bool:
+    """A namespace folder evalsuite made: it has the marker, or (written before markers) a namespace
+    hash as its name and nothing but SQLite shard files inside."""
+    if (folder / MARKER).is_file():
+        return True
+    if not _LEGACY.fullmatch(folder.name):
+        return False
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    return bool(entries) and all(e.is_file() and _SHARD_FILE.fullmatch(e.name) for e in entries)
+
+
+def foreign(root: Path | None = None) -> list[str]:
+    """Sub-folders of the cache root that evalsuite did not create (never counted, never deleted)."""
+    root = root or default_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_ours(p))
 
 
 def info(root: Path | None = None) -> list[dict[str, Any]]:
@@ -125,7 +190,7 @@ def info(root: Path | None = None) -> list[dict[str, Any]]:
     out = []
     if not root.is_dir():
         return out
-    for ns in sorted(p for p in root.iterdir() if p.is_dir()):
+    for ns in sorted(p for p in root.iterdir() if p.is_dir() and _is_ours(p)):
         shards = sorted(ns.glob("*.sqlite"))
         ids: set[str] = set()
         identity: Any = None
@@ -147,7 +212,10 @@ def info(root: Path | None = None) -> list[dict[str, Any]]:
 
 
 def clear(root: Path | None = None, namespace_prefix: str | None = None) -> int:
-    """Delete cached namespaces (all, or those starting with a prefix); returns how many."""
+    """Delete cached namespaces (all, or those starting with a prefix); returns how many.
+
+    Only folders evalsuite created are touched (see ``foreign``).
+    """
     import shutil
 
     root = root or default_root()
@@ -155,7 +223,7 @@ def clear(root: Path | None = None, namespace_prefix: str | None = None) -> int:
     if not root.is_dir():
         return 0
     for ns in root.iterdir():
-        if ns.is_dir() and (namespace_prefix is None or ns.name.startswith(namespace_prefix)):
+        if ns.is_dir() and not ns.is_symlink() and _is_ours(ns) and (namespace_prefix is None or ns.name.startswith(namespace_prefix)):
             shutil.rmtree(ns)
             n += 1
     return n

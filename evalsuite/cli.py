@@ -131,6 +131,7 @@ def run(
 @app.command()
 def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Task/suite files or folders (default: all shipped tasks).")] = None,
+    override_tasks: Annotated[bool, typer.Option(help="Let an --include task replace a shipped task of the same name (otherwise an error naming both files).")] = False,
 ) -> None:
     """Check task and suite YAML files; every problem is printed as file:line:col: field: message."""
     from evalsuite.spec.catalog import Catalog
@@ -144,8 +145,13 @@ def validate(
         else:
             cat = Catalog.discover()
         # suites must name known tasks
-        known = Catalog.discover(list(paths or [])) if paths else cat
         problems = []
+        try:
+            # with the shipped tasks: a user task may not silently shadow a shipped one
+            known = Catalog.discover(list(paths or []), allow_override=override_tasks) if paths else cat
+        except SpecError as shadowing:
+            problems.extend(shadowing.problems)
+            known = cat
         for s in cat.suites.values():
             for i, e in enumerate(s.spec.tasks):
                 if e.task not in known.tasks:
@@ -196,7 +202,7 @@ def tasks_list(
     """List shipped (and included) tasks and suites."""
     from evalsuite.spec.catalog import Catalog
 
-    cat = Catalog.discover(list(include or []))
+    cat = _guard(lambda: Catalog.discover(list(include or [])))
     if json_out:
         typer.echo(json.dumps({
             "tasks": [_task_info(cat.tasks[n]) for n in sorted(cat.tasks)],
@@ -319,11 +325,13 @@ def cache_info(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List cached models (namespaces): shards, responses and size."""
-    from evalsuite.cache import default_root, info
+    from evalsuite.cache import default_root, foreign, info
 
     rows = info(cache_dir)
+    others = foreign(cache_dir)
     if json_out:
-        typer.echo(json.dumps({"root": str(cache_dir or default_root()), "namespaces": rows}, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({"root": str(cache_dir or default_root()), "namespaces": rows, "foreign": others},
+                              ensure_ascii=False, indent=2))
         return
     typer.echo(f"cache: {cache_dir or default_root()}")
     for r in rows:
@@ -332,6 +340,8 @@ def cache_info(
                    f"{ident.get('backend', '?')} {ident.get('model', '?')} {ident.get('dtype', '')}")
     if not rows:
         typer.echo("  (empty)")
+    for name in others:
+        typer.echo(f"  not evalsuite's (left alone): {name}/")
 
 
 @cache_app.command("clear")
@@ -341,12 +351,14 @@ def cache_clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete cached responses."""
-    from evalsuite.cache import clear, default_root
+    from evalsuite.cache import clear, default_root, foreign
 
     if not yes and not typer.confirm(f"delete cached responses under {cache_dir or default_root()}?"):
         raise typer.Exit(1)
     n = clear(cache_dir, namespace)
     typer.echo(f"removed {n} namespace(s)")
+    for name in foreign(cache_dir):
+        typer.echo(f"left alone (not created by evalsuite): {name}/")
 
 
 def default_site(definition: Path) -> Path:
@@ -362,8 +374,14 @@ def build_leaderboard(definition: Path, results: list[Path] | None, out: Path) -
     from evalsuite.leaderboard.spec import load_leaderboard
     from evalsuite.leaderboard.view import build_view, load_results
 
+    from evalsuite.core.errors import UsageError
+
     spec = load_leaderboard(definition)
     folders = list(results) if results else [(definition.parent / r) for r in spec.results]
+    missing = [f for f in folders if not f.exists()]
+    if missing:
+        where = "--results" if results else f"{definition}: results"
+        raise UsageError(f"{where}: no such file or folder: {', '.join(str(m) for m in missing)}")
     view = build_view(spec, folders)
     n = len(load_results(folders)[0])
     return render_site(view, out, n), view

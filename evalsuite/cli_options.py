@@ -53,6 +53,8 @@ class EvalOptions:
     data_dir: Annotated[Optional[list[Path]], _opt(metavar="DIR", panel=SELECTION, help="Folder holding local data files named by the tasks' "
                                                    "data.local.path (repeatable: each task uses the first that has its file).")] = None
     include: Annotated[Optional[list[Path]], _opt(metavar="DIR", panel=SELECTION, help="Extra folder of task YAML files (repeatable).")] = None
+    override_tasks: Annotated[bool, _opt("--override-tasks", panel=SELECTION, help="Let an --include task replace a shipped task of "
+                                         "the same name (otherwise an error naming both files).")] = False
     allow_any_path: Annotated[bool, _opt("--allow-any-path", panel=SELECTION, help="Let task data paths leave the task folder / --data-dir.")] = False
     skip_unavailable: Annotated[Optional[bool], _opt("--skip-unavailable/--no-skip", panel=SELECTION,
                                                      help="Skip (and list) tasks without data (default: on for --suite, "
@@ -104,6 +106,7 @@ class EvalOptions:
             shots=self.shots, seed=self.seed, backend=self.backend.value, device=self.device, dtype=self.dtype,
             batch_tokens=self.batch_tokens, packing=not self.no_packing, max_length=self.max_length, add_bos=self.add_bos,
             data_dir=(data_dir[0] if len(data_dir) == 1 else data_dir) if data_dir else None, include=list(self.include or []),
+            override_tasks=self.override_tasks,
             trust_remote_code=self.trust_remote_code, share_prefixes=not self.no_prefix_sharing, allow_any_path=self.allow_any_path,
             use_cache=not self.no_cache, cache_dir=self.cache_dir, skip_unavailable=self.skip_unavailable,
             tensor_parallel_size=self.tensor_parallel_size, gpu_memory_utilization=self.gpu_memory_utilization,

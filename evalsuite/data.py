@@ -46,13 +46,28 @@ def resolve_local_path(
                                          f"absolute path '{src.path}' is refused; give a path relative to "
                                          f"{'--data-dir' if data_dir else 'the task file'} or pass --allow-any-path"))
         return raw
-    # Lexical check: '..' may not climb out; symlinks the user made inside the folder are honoured.
+    # Checked after resolving symlinks: a link inside the folder that points outside it is an escape too.
     path = Path(os.path.normpath(base / raw))
-    if not allow_any_path and not path.is_relative_to(base):
+    if not allow_any_path and not path.resolve().is_relative_to(base):
         raise SpecError(task.problem(("data", "local", "path"),
-                                     f"path '{src.path}' escapes {base}; keep data under "
+                                     f"path '{src.path}' escapes {base} (after following symlinks); keep data under "
                                      f"{'--data-dir' if data_dir else 'the task folder'} or pass --allow-any-path"))
     return path
+
+
+def check_hub_path(task: LoadedTask, src: HubSource, where: tuple[str, ...], allow_any_path: bool = False) -> None:
+    """A hub ``path`` that names a local folder or file is read from disk by ``datasets``: confine it
+    to the task's folder as a local path would be (``--allow-any-path`` lifts this)."""
+    if allow_any_path:
+        return
+    p = Path(src.path).expanduser()
+    if not (p.is_absolute() or src.path.startswith((".", "~")) or p.exists()):
+        return  # a hub id
+    base = task.file.parent.resolve()
+    if not p.resolve().is_relative_to(base):
+        raise SpecError(task.problem(where + ("path",),
+                                     f"'{src.path}' is a local path outside the task folder {base}; give a hub dataset "
+                                     "id, move the data under the task folder (data.local), or pass --allow-any-path"))
 
 
 def _format_of(src: LocalSource, path: Path) -> str:
@@ -270,6 +285,7 @@ def source_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = 
         renamed = _apply_rename(rows, d.local.rename, task, ("data", "local"))
     else:
         assert d.hub is not None
+        check_hub_path(task, d.hub, ("data", "hub"), allow_any_path)
         rows = read_hub(d.hub, local_hint=d.local.path if d.local else None)
         renamed = _apply_rename(rows, d.hub.rename, task, ("data", "hub"))
     if not renamed:
@@ -284,6 +300,7 @@ def shot_rows(task: LoadedTask, data_dir: Path | None, allow_any_path: bool = Fa
         return None
     if fs.source == "hub_split":
         assert task.spec.data.hub is not None
+        check_hub_path(task, task.spec.data.hub, ("data", "hub"), allow_any_path)
         rows = read_hub(task.spec.data.hub, fs.hub_split)
         return rows, _apply_rename(rows, task.spec.data.hub.rename, task, ("data", "hub"))
     assert fs.local is not None

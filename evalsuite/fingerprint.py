@@ -2,8 +2,15 @@
 
 Checkpoints of one training run share config, file names, sizes and even
 safetensors headers, so anything less than the contents would confuse step 1000
-with step 2000. Full hashes are memoised per (path, size, mtime) in the user
-cache, so a second run does not re-read the weights.
+with step 2000. Full hashes are memoised per (path, size, mtime, inode, ctime) in
+the user cache, so a second run does not re-read the weights; size and mtime alone
+are not enough (``cp -p``, ``rsync -a`` and reproducible archives keep both while
+changing the contents, but a user cannot set the inode's change time).
+
+A hub id is resolved to the commit it names in the local hub cache (``refs/<revision>``
+→ ``snapshots/<commit>/``); the files of that snapshot are fingerprinted like a local
+folder and the snapshot folder is what gets loaded, so the numbers, the fingerprint and
+the recorded commit always belong together.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from evalsuite.store import atomic_write_json
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".json", ".txt", ".tiktoken")
+# .py: a --trust-remote-code model's own modeling/tokenizer code decides its numbers as much as its weights
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".json", ".txt", ".tiktoken", ".py")
 _SKIP = {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
 
 
@@ -26,7 +36,7 @@ def _memo_path() -> Path:
 
 def _file_digest(path: Path, memo: dict[str, str]) -> str:
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     if key in memo:
         return memo[key]
     h = hashlib.sha256()
@@ -46,11 +56,77 @@ def model_files(folder: Path) -> list[Path]:
     return out
 
 
+@dataclass(frozen=True)
+class HubSnapshot:
+    """A hub model id resolved to the commit it names."""
+
+    repo_id: str
+    revision: str
+    """The revision asked for (a branch, tag or commit; ``main`` by default)."""
+    commit: str | None
+    """The 40-hex commit it resolves to (None when neither the hub cache nor the hub can say)."""
+    folder: Path | None
+    """The snapshot folder in the local hub cache holding that commit's files (None if not downloaded)."""
+
+    def record(self) -> dict[str, str | None]:
+        return {"repo_id": self.repo_id, "revision": self.revision, "commit": self.commit}
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache folder, read from the environment at call time (as huggingface_hub does at import)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "huggingface" / "hub"
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def resolve_hub(repo_id: str, revision: str | None = None) -> HubSnapshot:
+    """The commit and local snapshot of a hub model id (asks the hub only when the cache cannot say)."""
+    rev = revision or "main"
+    repo = hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    commit: str | None = rev if _COMMIT.fullmatch(rev) else None
+    if commit is None:
+        try:
+            text = (repo / "refs" / rev).read_text(encoding="utf-8").strip()
+            commit = text if _COMMIT.fullmatch(text) else None
+        except OSError:
+            commit = None
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if commit is None and not offline:
+        try:
+            from huggingface_hub import HfApi
+
+            commit = HfApi().model_info(repo_id, revision=rev).sha
+        except Exception:  # no network, no such repo: loading will say so
+            commit = None
+    folder = repo / "snapshots" / commit if commit else None
+    return HubSnapshot(repo_id, rev, commit, folder if folder is not None and folder.is_dir() else None)
+
+
+def load_path(model: str, revision: str | None = None) -> str:
+    """What to load: a local folder as given; a hub id's resolved snapshot folder when it is downloaded."""
+    if Path(model).is_dir():
+        return model
+    snap = resolve_hub(model, revision)
+    return str(snap.folder) if snap.folder is not None else model
+
+
 def fingerprint(model: str, revision: str | None = None) -> str:
-    """``sha256:<hex>`` of a local model folder's contents, or ``hub:<id>@<rev>`` otherwise."""
+    """``sha256:<hex>`` of a local model folder's (or a hub id's resolved snapshot's) contents;
+    ``hub:<id>@<commit>`` for a hub model not downloaded yet, ``hub:<id>@<revision>?`` when even the
+    commit is unknown."""
     folder = Path(model)
     if not folder.is_dir():
-        return f"hub:{model}@{revision or 'default'}"
+        snap = resolve_hub(model, revision)
+        if snap.folder is not None:
+            return fingerprint(str(snap.folder))
+        return f"hub:{model}@{snap.commit}" if snap.commit else f"hub:{model}@{snap.revision}?"
     memo_file = _memo_path()
     try:
         memo = json.loads(memo_file.read_text(encoding="utf-8"))

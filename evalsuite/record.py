@@ -99,6 +99,10 @@ class TaskRecord:
     prompts: dict[str, PromptRecord] = _f("prompt id → per-variant scores", default_factory=dict)
     aggregate: AggregateRecord | None = _f("the headline across prompts", default=None)
     title: str = _f("the task's title", default="")
+    data_digest: str | None = _f("content digest of the data actually read (keys the run and track's up-to-date check)",
+                                 default=None)
+    task_file_digest: str | None = _f("content digest of the task YAML file", default=None)
+    overrides_shipped: str | None = _f("the shipped task file this --include task replaced (--override-tasks)", default=None)
     spec: dict[str, Any] = _f("the full resolved task spec", default_factory=dict)
     extra: dict[str, Any] = _f("other keys, kept as written (digests and identities added by later versions)",
                                default_factory=dict)
@@ -118,6 +122,7 @@ class ModelRecord:
                                   default=None)
     tokenizer: dict[str, Any] | None = _f("the tokenizer used: source, fingerprint, found (checkpoint, parent, option, hub)",
                                           default=None)
+    hub: dict[str, Any] | None = _f("hub models: the id, the revision asked for and the commit actually loaded", default=None)
     extra: dict[str, Any] = _f("other keys, kept as written", default_factory=dict)
 
 
@@ -140,6 +145,7 @@ class RunRecord:
     timings: dict[str, Any] = _f("prepare_s, model_load_s, compute_s, write_s, total_s, requests, unique_requests, "
                                  "backend_calls, tokens_computed, forward_s, oom_retries, model_loaded, cache",
                                  default_factory=dict)
+    scoring_version: str | None = _f("version of evalsuite's scoring (changes invalidate stored results)", default=None)
     extra: dict[str, Any] = _f("other top-level keys, kept as written", default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,7 +271,10 @@ def _task(r: _Reader, name: str, d: Any) -> TaskRecord:
         d.get("limit") if isinstance(d.get("limit"), int) else None,
         d.get("shots") if isinstance(d.get("shots"), int) else 0,
         samples, prompts, _aggregate(r, d.get("aggregate"), f"{path}.aggregate"),
-        str(d.get("title") or spec.get("title") or ""), spec,
+        str(d.get("title") or spec.get("title") or ""),
+        d.get("data_digest") if isinstance(d.get("data_digest"), str) else None,
+        d.get("task_file_digest") if isinstance(d.get("task_file_digest"), str) else None,
+        d.get("overrides_shipped") if isinstance(d.get("overrides_shipped"), str) else None, spec,
         {k: v for k, v in d.items() if k not in _known(TaskRecord)},
     )
 
@@ -284,6 +293,7 @@ def from_dict(d: Any, where: str = "results") -> RunRecord:
                         m.get("step") if isinstance(m.get("step"), int) and not isinstance(m.get("step"), bool) else None,
                         m.get("display_name") if isinstance(m.get("display_name"), str) else None,
                         m.get("tokenizer") if isinstance(m.get("tokenizer"), dict) else None,
+                        m.get("hub") if isinstance(m.get("hub"), dict) else None,
                         {k: v for k, v in m.items() if k not in _known(ModelRecord)})
     tasks = {str(k): _task(r, str(k), v) for k, v in r.obj(d.get("tasks"), "tasks").items()}
     if schema == SCHEMA_V1:
@@ -297,6 +307,7 @@ def from_dict(d: Any, where: str = "results") -> RunRecord:
         d.get("results") if isinstance(d.get("results"), dict) else {},
         d.get("versions") if isinstance(d.get("versions"), dict) else {},
         d.get("timings") if isinstance(d.get("timings"), dict) else {},
+        str(d["scoring_version"]) if d.get("scoring_version") is not None else None,
         {k: v for k, v in d.items() if k not in _known(RunRecord)},
     )
 

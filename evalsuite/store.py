@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from contextlib import contextmanager
 from typing import IO, Any, Iterable, Iterator
@@ -40,7 +43,8 @@ def _clean(obj: Any) -> Any:
 def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
     """Yield a temp file beside ``path``; on success fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's host and pid are in the name, so a later run can tell an orphan from a live write
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -54,6 +58,49 @@ def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
         except FileNotFoundError:
             pass
         raise
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+_TMP = re.compile(r"\.(?P<target>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path, max_age_s: float = 24 * 3600) -> list[Path]:
+    """Delete temp files a killed writer left in ``folder``: this host's whose process is gone, and any
+    older than ``max_age_s`` (another host's, or written before names carried a pid). Returns them."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for f in folder.glob(".*.tmp"):
+        if not f.name.startswith((".samples_", ".results_")):
+            continue
+        m = _TMP.fullmatch(f.name)
+        try:
+            stale = (m is not None and m["host"] == _HOST and not _alive(int(m["pid"]))) or now - f.stat().st_mtime > max_age_s
+            if stale:
+                f.unlink()
+                removed.append(f)
+        except OSError:
+            continue
+    return removed
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` now, not after the compute, when ``folder`` cannot be created or written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".probe.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evalsuite.checkpoint import check_model_folder, resolve_tokenizer
+from evalsuite import SCORING_VERSION
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.fingerprint import fingerprint
-from evalsuite.runner import RunConfig, resolve_backend, run
+from evalsuite.runner import RunConfig, resolve_backend, run, task_data_digest
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record
 from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, step_scores, task_signal
@@ -52,9 +53,9 @@ def _load(path: Path) -> RunRecord | None:
 
 
 def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str],
-                   tokenizer_fp: str | None = None) -> set[str]:
-    """Tasks already evaluated for fingerprint ``fp`` (and tokenizer ``tokenizer_fp``, when given) with the
-    same spec hash and settings."""
+                   tokenizer_fp: str | None = None, data_digests: dict[str, str | None] | None = None) -> set[str]:
+    """Tasks already evaluated for fingerprint ``fp`` (and tokenizer ``tokenizer_fp``, when given) with the same
+    spec hash, data, scoring version and settings."""
     done: set[str] = set()
     want = {k: _cfg_value(cfg, k) for k in _MATCH_KEYS}
     for f in _results_files(out_dir):
@@ -65,9 +66,16 @@ def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str
             continue
         if any(rec.config.get(k) != v for k, v in want.items()):
             continue
+        if rec.scoring_version != SCORING_VERSION:
+            continue
         for name, t in rec.tasks.items():
-            if task_hashes.get(name) == t.spec_hash:
-                done.add(name)
+            if task_hashes.get(name) != t.spec_hash:
+                continue
+            # data edited in place: the stored numbers are of other data
+            want_digest = (data_digests or {}).get(name)
+            if want_digest is not None and t.data_digest != want_digest:
+                continue
+            done.add(name)
     return done
 
 
@@ -90,8 +98,10 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
     say = on_event or (lambda s: None)
     report = TrackReport()
     # Spec hashes come from the task files alone: an up-to-date series never reads data or weights.
-    _suite, selection = resolve_selection(Catalog.discover(base.include), base.suite, base.tasks)
+    _suite, selection = resolve_selection(Catalog.discover(base.include, allow_override=base.override_tasks), base.suite, base.tasks)
     task_hashes = {t.spec.task: t.hash for t, _limit, _shots in selection}
+    # The data is read (not the weights): a task whose data changed is evaluated again.
+    data_digests = {t.spec.task: task_data_digest(t, base, shots) for t, _limit, shots in selection}
     cps = list(series.checkpoints)[::-1] if newest_first else list(series.checkpoints)
     out = base.output
     if base.tokenizer_root is None:
@@ -118,7 +128,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
                 _record_failure(out, series, cp, str(e))
                 say(f"failed {label}: {e}")
                 continue
-        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes, tok_fp)
+        done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes, tok_fp, data_digests)
         todo = [t for t in task_hashes if t not in done]
         if not todo:
             report.reused.append(cp.name)

@@ -61,7 +61,9 @@ def test_identical_requests_are_computed_once(tmp_path: Path):
     other = tmp_path / "copy.yaml"
     other.write_text(task_file.read_text(encoding="utf-8").replace("task: demo_sentiment_ar", "task: demo_sentiment_copy"),
                      encoding="utf-8")
-    (tmp_path / "data").symlink_to(task_file.parent / "data")
+    import shutil
+
+    shutil.copytree(task_file.parent / "data", tmp_path / "data")  # a copy: a symlink out of the folder is refused (issue 16)
     one = run(RunConfig(model="m", tasks="demo_sentiment_ar", output=tmp_path / "o1", use_cache=False), backend=FakeBackend(),
               progress=False)
     r = run(RunConfig(model="m", tasks=f"demo_sentiment_ar,{other}", output=tmp_path / "o", use_cache=False), backend=fb,

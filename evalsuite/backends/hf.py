@@ -54,21 +54,22 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not (device in ("cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
+        from evalsuite.core.errors import UsageError
+
+        raise UsageError(f"--device {device}: not a device evalsuite can compute on; use auto, cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BackendError(f"--device {device} was asked but no CUDA device is available")
     return device
 
 
-def _dtype(name: str, device: str) -> Any:
+def _dtype(name: str, device: str, model: str = "") -> Any:
+    """The torch dtype of ``--dtype name`` (``auto`` resolved as for every backend, see ``dtypes``)."""
     import torch
 
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if name == "auto":
-        return torch.float32 if device == "cpu" else torch.bfloat16
-    if name not in table:
-        raise BackendError(f"unknown --dtype '{name}'; use auto, float32, bfloat16 or float16")
-    return table[name]
+    from evalsuite.backends.dtypes import resolve_dtype
+
+    return getattr(torch, resolve_dtype(name, "cpu" if device == "cpu" else "gpu", model))
 
 
 def config_max_length(model_id: str) -> int | None:
@@ -92,7 +93,7 @@ def config_max_length(model_id: str) -> int | None:
 def static_identity(model_id: str, options: HFOptions, fingerprint: str | None) -> dict[str, Any]:
     """What determines this backend's numbers, computed without loading weights (keys the cache)."""
     device = resolve_device(options.device)
-    dtype = _dtype(options.dtype, device)
+    dtype = _dtype(options.dtype, device, model_id)
     return {
         "backend": "hf",
         "model": model_id,
@@ -196,7 +197,7 @@ class HFBackend:
         self.opts = options or HFOptions()
         self.model_id = model_id
         self.device = resolve_device(self.opts.device)
-        self.torch_dtype = _dtype(self.opts.dtype, self.device)
+        self.torch_dtype = _dtype(self.opts.dtype, self.device, model_id)
         if model is None:
             model, tokenizer = load_model_and_tokenizer(model_id, self.device, self.torch_dtype, self.opts.trust_remote_code,
                                                         self.opts.tokenizer)

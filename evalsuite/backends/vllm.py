@@ -73,7 +73,7 @@ def import_vllm() -> Any:
 
 def _identity(model_id: str, fingerprint: str | None, opts: VLLMOptions, max_length: int | None) -> dict[str, Any]:
     """What keys the request cache: the engine's numerics and the tokenization, not its parallel layout."""
-    return {"backend": "vllm", "model": model_id, "fingerprint": fingerprint, "dtype": _vllm_dtype(opts.dtype),
+    return {"backend": "vllm", "model": model_id, "fingerprint": fingerprint, "dtype": vllm_dtype(opts.dtype, model_id),
             "max_length": int(max_length or config_max_length(model_id) or 2048), "add_bos": opts.add_bos,
             "tokenization": "lmeval-0.4.13-pairs"}
 
@@ -107,9 +107,22 @@ def check_architecture(model_id: str, vllm: Any, trust_remote_code: bool) -> Non
                            "use --backend hf (transformers runs any causal LM)")
 
 
-def _vllm_dtype(name: str) -> str:
-    return {"auto": "auto", "fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-            "fp16": "float16", "float16": "float16"}.get(name, name)
+def vllm_dtype(name: str, model_id: str) -> str:
+    """The dtype the engine runs: ``auto`` resolved as the hf backend resolves it (never vLLM's own ``auto``,
+    which is bfloat16 on a CPU), so the record, the cache key and the engine agree."""
+    from evalsuite.backends.dtypes import resolve_dtype
+
+    return resolve_dtype(name, _engine_device(), model_id)
+
+
+def _engine_device() -> str:
+    """"cpu" when vLLM will run on the CPU (no CUDA device), else "gpu"."""
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
 
 
 class VLLMBackend:
@@ -142,7 +155,7 @@ class VLLMBackend:
         check_architecture(model_id, vllm, self.opts.trust_remote_code)
         try:
             self.llm = vllm.LLM(
-                model=model_id, tokenizer=tok_source, dtype=_vllm_dtype(self.opts.dtype), max_model_len=self.max_length,
+                model=model_id, tokenizer=tok_source, dtype=vllm_dtype(self.opts.dtype, model_id), max_model_len=self.max_length,
                 tensor_parallel_size=self.opts.tensor_parallel_size, gpu_memory_utilization=self.opts.gpu_memory_utilization,
                 enable_prefix_caching=self.opts.enable_prefix_caching, seed=self.opts.seed, max_logprobs=-1,
                 enforce_eager=self.opts.enforce_eager, trust_remote_code=self.opts.trust_remote_code,

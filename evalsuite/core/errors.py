@@ -69,3 +69,9 @@ class BackendError(EvalsuiteError):
     """The model or backend failed at run time."""
 
     exit_code = 1
+
+
+class OutputError(EvalsuiteError):
+    """Results could not be written (disk full, file size limit, folder gone)."""
+
+    exit_code = 1

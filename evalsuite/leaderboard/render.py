@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite import __version__
+from evalsuite.leaderboard.paths import confined, task_slug
 from evalsuite.leaderboard.view import _COLORS, LeaderboardView, _fmt, _fmt_score, _n_text, sample_rows
 from evalsuite.store import atomic_write_bytes, atomic_write_json
 
@@ -36,7 +37,7 @@ def render_site(view: LeaderboardView, out: Path, n_results: int) -> Path:
 
     def write(rel: str, template: str, root: str, **ctx: Any) -> None:
         html = env.get_template(template).render(root=root, **common, **ctx)
-        atomic_write_bytes(out / rel, html.encode("utf-8"))
+        atomic_write_bytes(confined(out, rel), html.encode("utf-8"))
 
     write("index.html", "index.html", "", page_title="Leaderboard")
     for c, page in view.task_pages.items():
@@ -44,7 +45,7 @@ def render_site(view: LeaderboardView, out: Path, n_results: int) -> Path:
     for m in view.models:
         tasks = []
         for tn, tr in sorted(m.tasks.items()):
-            slug = view.task_pages[tn]["slug"] if tn in view.task_pages else None
+            slug = view.task_pages[tn]["slug"] if tn in view.task_pages else task_slug(tn)
             has_samples = tr.samples_path is not None and view.spec.samples_per_task > 0
             tasks.append({"task": tn, "slug": slug or tn, "metric": tr.metric,
                           "score": _cell(tr.score, _fmt_score(tr.display, d, tr.normalizable)),

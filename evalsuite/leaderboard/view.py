@@ -24,6 +24,7 @@ import numpy as np
 
 from evalsuite.aggregate import Spread, average_rank, borda, clip, normalize, p_value, ranks, spread, suite_score
 from evalsuite.core.errors import EvalsuiteError
+from evalsuite.leaderboard.paths import slugify, task_slug, unique_slugs
 from evalsuite.leaderboard.spec import LeaderboardSpec
 from evalsuite.metrics import registry
 from evalsuite.record import (SCHEMA, SCHEMA_V1, HeadlineRecord, MetricRecord, ModelRecord, PromptRecord, RecordError,
@@ -203,9 +204,6 @@ class LeaderboardView:
                 "cells": cells, "models": models}
 
 
-def slugify(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:60] or "x"
-    return s
 
 
 def _fmt(v: float | None, d: int) -> str:
@@ -322,7 +320,7 @@ def _template_summary(spec: dict[str, Any], pid: str) -> str:
 def _run_config(rec: RunRecord, t: TaskRecord) -> tuple[Any, ...]:
     """What must match for two runs of a task to be the same measurement (the limit may differ)."""
     c = rec.config
-    return (t.spec_hash, t.extra.get("data_digest"), json.dumps(sorted(t.prompts)), t.shots, c.get("seed"),
+    return (t.spec_hash, t.data_digest, json.dumps(sorted(t.prompts)), t.shots, c.get("seed"),
             c.get("backend"), c.get("dtype"), c.get("max_length"), c.get("add_bos"))
 
 
@@ -440,6 +438,10 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
             _import_cell(tr, column_metric.get(tn), column_base.get(tn))
 
     entries = list(models.values())
+    # two models may slug alike (team-x/final, team-y/final): each then gets a hash of its exact key
+    slugs = unique_slugs({e.key: e.slug for e in entries})
+    for entry in entries:
+        entry.slug = slugs[entry.key]
     all_tasks = sorted({t for e in entries for t in e.tasks})
     columns = [c for c in spec.columns] if spec.columns else all_tasks
     categories: dict[str, str] = {}
@@ -557,7 +559,7 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
         first = trs[0][1] if trs else None
         task_pages[c] = {"task": c, "label": labels[c], "title": first.title if first else c,
                          "metric": first.metric if first else "", "prompt_ids": prompt_ids, "templates": templates,
-                         "rows": rows, "slug": slugify(c),
+                         "rows": rows, "slug": task_slug(c),
                          "normalizable": bool(first and first.normalizable),
                          "higher_is_better": first.higher_is_better if first else True}
 

@@ -44,18 +44,56 @@ class Catalog:
     tasks: dict[str, LoadedTask] = field(default_factory=dict)
     suites: dict[str, LoadedSuite] = field(default_factory=dict)
     broken: list[SpecError] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Shipped tasks replaced by an included file of the same name (``--override-tasks``): name → shipped file."""
 
     @classmethod
-    def discover(cls, extra: list[Path] | None = None, include_shipped: bool = True) -> "Catalog":
-        roots = ([shipped_tasks_dir()] if include_shipped else []) + list(extra or [])
+    def discover(cls, extra: list[Path] | None = None, include_shipped: bool = True,
+                 allow_override: bool = False) -> "Catalog":
+        """Shipped tasks, then the ``extra`` folders/files.
+
+        An included task with a shipped task's name is an error naming both files (it would silently
+        replace the shipped task's data and labels under the shipped name) unless ``allow_override``.
+        """
+        missing = [p for p in extra or [] if not p.exists()]
+        if missing:
+            raise SpecError([Problem(str(p), None, None, "--include", "no such file or folder") for p in missing])
         cat = cls()
-        for root in roots:
-            files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) + sorted(root.rglob("*.yml"))
-            for f in files:
-                if any(part.startswith(".") for part in f.parts[-3:]):
+        if include_shipped:
+            cat._add_root(shipped_tasks_dir(), set())
+        shipped = dict(cat.tasks)
+        conflicts: list[Problem] = []
+        for root in extra or []:
+            for name in cat._add_root(root, set(shipped)):
+                old = shipped.get(name)
+                new = cat.tasks.get(name)
+                if old is None or new is None or old.file == new.file:
                     continue
-                cat.add_file(f, _display(f, root if root.is_dir() else root.parent))
+                if allow_override:
+                    cat.overrides[name] = old.display
+                else:
+                    conflicts.append(new.problem(("task",), f"task '{name}' shadows the shipped task of the same name in "
+                                                            f"{old.display}; rename your task, or pass --override-tasks "
+                                                            "to evaluate your file under the shipped name"))
+                    cat.tasks[name] = old
+        if conflicts:
+            raise SpecError(conflicts)
         return cat
+
+    def _add_root(self, root: Path, shipped: set[str]) -> list[str]:
+        files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) + sorted(root.rglob("*.yml"))
+        names = []
+        for f in files:
+            if any(part.startswith(".") for part in f.parts[-3:]):
+                continue
+            before = len(self.broken)
+            name = self.add_file(f, _display(f, root if root.is_dir() else root.parent))
+            if name is not None:
+                names.append(name)
+                # a shipped name redefined by an include is reported by discover, not as a broken file
+                if name in shipped and len(self.broken) > before:
+                    self.broken.pop()
+        return names
 
     def add_file(self, f: Path, display: str | None = None) -> str | None:
         """Load one file into the catalog; returns the task/suite name or None."""

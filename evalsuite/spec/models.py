@@ -33,8 +33,8 @@ class LocalSource(_Strict):
     """Whether a csv/tsv file's first row names the columns."""
     column_names: list[str] | None = None
     """Column names of a headerless csv/tsv file, in order."""
-    delimiter: str | None = None
-    """Field separator; defaults to ``,`` for csv and a tab for tsv."""
+    delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] | None = None
+    """Field separator (one character; Python's csv reader takes no other); defaults to ``,`` for csv and a tab for tsv."""
     quoting: Literal["auto", "none", "minimal"] = "auto"
     """csv quoting; ``auto`` means quotes are honoured in csv and ignored in tsv."""
     encoding: str = "utf-8"

@@ -17,6 +17,39 @@ from evalsuite.core.errors import Problem, SpecError
 
 PathT = tuple[Any, ...]
 
+MAX_NODES = 200_000
+"""Most YAML nodes a document may expand to, aliases counted at every use: an alias bomb
+(each level repeating the previous one ten times) is refused before anything expands it."""
+
+
+def _expanded_nodes(root: yaml.Node, limit: int) -> tuple[int, yaml.Node | None]:
+    """Number of nodes ``root`` expands to (stops past ``limit``), and the node where the limit broke."""
+    memo: dict[int, int] = {}
+    worst: list[yaml.Node | None] = [None]
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = limit + 1  # a cycle (recursive alias) counts as too big
+        total = 1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += (k, v)
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        for child in children:
+            total += size(child)
+            if total > limit:
+                if worst[0] is None:
+                    worst[0] = node
+                break
+        memo[key] = total
+        return total
+
+    return size(root), worst[0]
+
 
 @dataclass
 class Positions:
@@ -85,6 +118,13 @@ def load_yaml(path: Path, display: str | None = None) -> tuple[Any, Positions]:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                n, where = _expanded_nodes(node, MAX_NODES)
+                if n > MAX_NODES:
+                    mark = (where or node).start_mark
+                    raise SpecError(Problem(name, mark.line + 1, mark.column + 1, "-",
+                                            f"the document expands to more than {MAX_NODES:,} values (YAML aliases "
+                                            "repeating aliases); write the values out or use fewer aliases"))
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
