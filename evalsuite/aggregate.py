@@ -306,19 +306,6 @@ def borda(table: dict[str, dict[str, float | None]]) -> dict[str, float]:
     return out
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], clusters: Sequence[str] | None = None, n: int = 2000,
-                     seed: int = 0) -> tuple[float, float]:
-    """Mean difference a − b on the same examples and a two-sided bootstrap p-value."""
-    from evalsuite.metrics.uncertainty import Resampler
-
-    x = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if len(x) == 0:
-        return 0.0, 1.0
-    rs = Resampler(list(clusters) if clusters is not None else [str(i) for i in range(len(x))], n, seed)
-    diffs = rs.mean(x)
-    return float(x.mean()), p_value(diffs)
-
-
 def p_value(diffs: np.ndarray) -> float:
     """Two-sided bootstrap p-value of 'no difference': twice the share of resampled differences across zero."""
     if len(diffs) == 0:

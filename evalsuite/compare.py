@@ -26,9 +26,6 @@ from evalsuite.metrics.classification import confusion, f1_from_confusion, macro
 from evalsuite.metrics.uncertainty import Resampler, seed_of
 from evalsuite.record import RunRecord, TaskRecord, read_record, samples_path
 
-_CORPUS_MC = {"f1_macro", "f1_binary", "mcc"}
-
-
 @dataclass(frozen=True)
 class TaskComparison:
     task: str
@@ -76,7 +73,7 @@ def _per_prompt(metric: str, t: TaskRecord, samples: dict[str, dict[str, dict[st
     fns: dict[str, Callable[[np.ndarray], float]] = {}
     for pid, by_ex in samples.items():
         rows = [by_ex[e] for e in ids]
-        if metric in _CORPUS_MC:
+        if registry.get(metric).statistic == "confusion" and t.output_type == "multiple_choice":
             labels = t.spec.get("labels") or []
             pos = next((labels.index(m["positive"]) for m in t.spec.get("metrics", [])
                         if isinstance(m, dict) and m.get("name") == metric and m.get("positive") in labels), None)
@@ -163,7 +160,10 @@ def compare_task(name: str, a: tuple[Path, RunRecord], b: tuple[Path, RunRecord]
     lo, hi = (float(x) for x in np.quantile(arr, [ALPHA / 2, 1 - ALPHA / 2]))
     mc = None
     clusters_unique = len({str(r.get("cluster", e)) for e, r in next(iter(sa.samples.values())).items()}) == len(sa.ids)
-    if len(sa.fns) == 1 and set(sa.fns) == set(sb.fns) and clusters_unique and metric.startswith("acc"):
+    # McNemar: one shared prompt, unclustered examples, a per-example right/wrong metric (accuracy family)
+    binary = d.statistic == "mean" and all(float(r["metrics"].get(metric, 0)) in (0.0, 100.0)
+                                             for by_ex in sa.samples.values() for r in by_ex.values())
+    if len(sa.fns) == 1 and set(sa.fns) == set(sb.fns) and clusters_unique and binary and d.family == "classification":
         pid = next(iter(sa.fns))
         ids = sorted(sa.ids)
         ra = [float(sa.samples[pid][e]["metrics"][metric]) > 0 for e in ids]

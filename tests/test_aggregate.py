@@ -13,7 +13,7 @@ from evalsuite.aggregate import (
     clip,
     mad,
     normalize,
-    paired_bootstrap,
+    p_value,
     ranks,
     spread,
     suite_score,
@@ -98,11 +98,10 @@ def test_below_chance_prompts_keep_their_spread():
     assert agg.spread is not None and agg.spread.range > 2  # clipping would have shown four zeros and no spread
 
 
-def test_paired_bootstrap():
+def test_p_value_of_resampled_differences():
     rng = np.random.default_rng(2)
     a = (rng.random(400) < 0.7) * 100.0
     b = (rng.random(400) < 0.5) * 100.0
-    diff, p = paired_bootstrap(a, b, n=1000, seed=0)
-    assert diff == pytest.approx(a.mean() - b.mean()) and p < 0.01
-    _, p_same = paired_bootstrap(a, a, n=200, seed=0)
-    assert p_same == 1.0
+    rs = Resampler([str(i) for i in range(400)], 1000, seed=0)
+    assert p_value(rs.mean(a) - rs.mean(b)) < 0.01
+    assert p_value(rs.mean(a) - rs.mean(a)) == 1.0

@@ -17,7 +17,7 @@ from evalsuite.metrics.classification import f1_binary, f1_macro, jaccard_sample
 from evalsuite.metrics.normalize import first_word, normalize
 from evalsuite.metrics.text import rouge, sacre
 from evalsuite.metrics.uncertainty import Resampler
-from evalsuite.scoring import _confusion, _macro, _mcc
+from evalsuite.metrics.classification import confusion as _confusion, macro_f1_from_confusion as _macro, mcc_from_confusion as _mcc
 
 CASES = json.loads((Path(__file__).parent / "golden" / "metrics" / "cases.json").read_text(encoding="utf-8"))
 TOL = 1e-9

@@ -67,6 +67,23 @@ def test_chance_column_is_on_the_normalized_scale_for_a_chance_level_model(share
     assert cell["ci_low"] <= cell["normalized_unclipped"] <= cell["ci_high"]
     html = (data["_out"] / "tasks" / "xnli_ar.html").read_text(encoding="utf-8")
     assert f"{cell['chance']:.1f}" in html and "n=300/2,490" in html
+    # independent recomputation from the samples file: accuracy per prompt, the baseline from the gold labels
+    # alone (best of 1/choices, Σ p², each class share), normalized, max over prompts -- the same numbers
+    results = tmp_path / "r" / cell["run_file"]
+    rec = json.loads(results.read_text(encoding="utf-8"))
+    rows = [json.loads(x) for x in (results.parent / rec["tasks"]["xnli_ar"]["samples_file"]).read_text(encoding="utf-8").splitlines()]
+    by_prompt: dict[str, list[bool]] = {}
+    golds = []
+    for r in rows:
+        ll = [q["loglikelihood"] for q in r["requests"][:len(r["choices"])]]
+        by_prompt.setdefault(r["prompt_id"], []).append(int(np.argmax(ll)) == r["gold"])
+        if r["prompt_id"] == "lmeval":
+            golds.append(r["gold"])
+    shares = np.bincount(golds) / len(golds)
+    b = 100 * max(1 / 3, float(shares @ shares), float(shares.max()))
+    norm = {p: 100 * (100 * np.mean(v) - b) / (100 - b) for p, v in by_prompt.items()}
+    assert cell["normalized_unclipped"] == pytest.approx(max(norm.values()), abs=1e-9)
+    assert cell["raw"] == pytest.approx(100 * np.mean(by_prompt[cell["best_prompt"]]), abs=1e-9)
 
 
 # 2. SEC's interval on the score's scale ----------------------------------------------------------------------------

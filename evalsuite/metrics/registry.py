@@ -24,6 +24,7 @@ from evalsuite.core.errors import SpecError
 from evalsuite.core.records import OutputType
 
 Family = Literal["classification", "correlation", "text", "lm"]
+Statistic = Literal["mean", "confusion", "multi_label", "correlation", "sacrebleu", "lm"]
 Scale = Literal["0-100", "-100-100", "unbounded"]
 
 _MC = frozenset({OutputType.MULTIPLE_CHOICE})
@@ -53,6 +54,10 @@ class MetricDef:
     """The independent implementation the tests compare with."""
     corpus_level: bool = False
     """A corpus statistic (F1, MCC, correlations, BLEU/chrF/TER), not a mean of per-example values."""
+    statistic: Statistic = "mean"
+    """What it is computed from: a mean of per-example values (``metrics`` of a sample), the confusion
+    matrix of predicted and gold label indices, per-label sets, paired predictions, sacrebleu segment
+    statistics, or log-likelihood sums."""
 
     @property
     def best(self) -> float:
@@ -66,8 +71,8 @@ class MetricDef:
 
 
 def _m(name: str, title: str, family: Family, types: frozenset[OutputType], formula: str, reference: str,
-       higher: bool = True, scale: Scale = "0-100", corpus: bool = False) -> MetricDef:
-    return MetricDef(name, title, higher, scale, family, types, formula, reference, corpus)
+       higher: bool = True, scale: Scale = "0-100", corpus: bool = False, stat: Statistic = "mean") -> MetricDef:
+    return MetricDef(name, title, higher, scale, family, types, formula, reference, corpus, stat)
 
 
 _DEFS = [
@@ -80,43 +85,43 @@ _DEFS = [
     _m("acc_pmi", "accuracy, PMI-normalized", "classification", _MC,
        "argmax of log P(choice | context) − log P(choice | prefix token)", "hand-computed cases"),
     _m("f1_macro", "macro F1", "classification", _MC | {OutputType.MULTI_LABEL}, "unweighted mean of per-class F1 over labels present in gold or "
-       "predictions", "scikit-learn f1_score(average='macro')", corpus=True),
+       "predictions", "scikit-learn f1_score(average='macro')", corpus=True, stat="confusion"),
     _m("f1_binary", "F1 of the positive class", "classification", _MC, "F1 of the task's `positive` label",
-       "scikit-learn f1_score(average='binary')", corpus=True),
+       "scikit-learn f1_score(average='binary')", corpus=True, stat="confusion"),
     _m("mcc", "Matthews correlation ×100", "correlation", _MC, "multi-class R_K (Gorodkin 2004) ×100",
-       "scikit-learn matthews_corrcoef", scale="-100-100", corpus=True),
+       "scikit-learn matthews_corrcoef", scale="-100-100", corpus=True, stat="confusion"),
     _m("pearson", "Pearson r ×100", "correlation", frozenset({OutputType.REGRESSION}),
        "Pearson correlation of expected-value predictions with gold ×100", "scipy.stats.pearsonr", scale="-100-100",
-       corpus=True),
+       corpus=True, stat="correlation"),
     _m("spearman", "Spearman ρ ×100", "correlation", frozenset({OutputType.REGRESSION}),
-       "Pearson correlation of average ranks ×100", "scipy.stats.spearmanr", scale="-100-100", corpus=True),
+       "Pearson correlation of average ranks ×100", "scipy.stats.spearmanr", scale="-100-100", corpus=True, stat="correlation"),
     _m("jaccard", "samples Jaccard", "classification", frozenset({OutputType.MULTI_LABEL}),
        "mean over examples of |G∩P|/|G∪P| (1 for two empty sets)", "scikit-learn jaccard_score(average='samples')"),
     _m("f1_micro", "micro F1 over labels", "classification", frozenset({OutputType.MULTI_LABEL}),
        "F1 of summed true/false positives and negatives over all labels",
-       "scikit-learn f1_score(average='micro')", corpus=True),
+       "scikit-learn f1_score(average='micro')", corpus=True, stat="multi_label"),
     _m("exact_match", "exact match", "text", _GEN, "share of predictions equal to the reference after the task's "
        "text normalization", "hand-computed cases"),
-    _m("bleu", "BLEU", "text", _GEN, "sacrebleu corpus BLEU (13a tokenizer)", "sacrebleu corpus_bleu", corpus=True),
+    _m("bleu", "BLEU", "text", _GEN, "sacrebleu corpus BLEU (13a tokenizer)", "sacrebleu corpus_bleu", corpus=True, stat="sacrebleu"),
     _m("spbleu", "spBLEU", "text", _GEN, "sacrebleu corpus BLEU with the flores200 SentencePiece tokenizer",
-       "sacrebleu corpus_bleu(tokenize='flores200')", corpus=True),
+       "sacrebleu corpus_bleu(tokenize='flores200')", corpus=True, stat="sacrebleu"),
     _m("chrf", "chrF", "text", _GEN, "sacrebleu corpus chrF (β=2, character 6-grams)", "sacrebleu corpus_chrf",
-       corpus=True),
+       corpus=True, stat="sacrebleu"),
     _m("chrfpp", "chrF++", "text", _GEN, "sacrebleu corpus chrF with word bigrams", "sacrebleu corpus_chrf(word_order=2)",
-       corpus=True),
+       corpus=True, stat="sacrebleu"),
     _m("ter", "TER", "text", _GEN, "sacrebleu corpus translation edit rate", "sacrebleu corpus_ter", higher=False,
-       scale="unbounded", corpus=True),
+       scale="unbounded", corpus=True, stat="sacrebleu"),
     _m("rouge1", "ROUGE-1 F", "text", _GEN, "unigram overlap F-measure, tokens kept in every script", "brute-force counts"),
     _m("rouge2", "ROUGE-2 F", "text", _GEN, "bigram overlap F-measure, tokens kept in every script", "brute-force counts"),
     _m("rougeL", "ROUGE-L F", "text", _GEN, "longest-common-subsequence F-measure", "brute-force LCS"),
     _m("bits_per_byte", "bits per byte", "lm", _LL, "−Σ log-likelihood / (ln 2 · UTF-8 bytes)", "hand computation",
-       higher=False, scale="unbounded", corpus=True),
+       higher=False, scale="unbounded", corpus=True, stat="lm"),
     _m("bits_per_char", "bits per character", "lm", _LL, "−Σ log-likelihood / (ln 2 · characters)",
-       "hand computation", higher=False, scale="unbounded", corpus=True),
+       "hand computation", higher=False, scale="unbounded", corpus=True, stat="lm"),
     _m("perplexity", "token perplexity", "lm", _LL, "exp(−Σ log-likelihood / tokens)", "hand computation",
-       higher=False, scale="unbounded", corpus=True),
+       higher=False, scale="unbounded", corpus=True, stat="lm"),
     _m("word_perplexity", "word perplexity", "lm", frozenset({OutputType.ROLLING_LOGLIKELIHOOD}), "exp(−Σ log-likelihood / whitespace words)",
-       "hand computation", higher=False, scale="unbounded", corpus=True),
+       "hand computation", higher=False, scale="unbounded", corpus=True, stat="lm"),
 ]
 
 METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}

@@ -20,11 +20,21 @@ class Resampler:
         keys: dict[str, int] = {}
         self.cidx = np.array([keys.setdefault(c, len(keys)) for c in clusters], dtype=np.int64)
         self.k = len(keys)
-        self.members = [np.flatnonzero(self.cidx == c) for c in range(self.k)] if self.k <= 50_000 else []
         self.counts = np.bincount(self.cidx, minlength=self.k).astype(float)
         rng = np.random.default_rng(seed)
         self.draws = rng.integers(0, self.k, size=(n, self.k)) if self.k else np.zeros((n, 0), dtype=np.int64)
-        self.weights = np.stack([np.bincount(d, minlength=self.k) for d in self.draws]).astype(float) if self.k else None
+        # how often each cluster is drawn in each resample, from one bincount over all resamples
+        self.weights = (np.bincount((np.arange(n)[:, None] * self.k + self.draws).ravel(), minlength=n * self.k)
+                        .reshape(n, self.k).astype(float) if self.k else None)
+        self._members: list[np.ndarray] | None = None
+
+    @property
+    def members(self) -> list[np.ndarray]:
+        """Example indices of each cluster (grouped once, by a stable sort)."""
+        if self._members is None:
+            order = np.argsort(self.cidx, kind="stable")
+            self._members = np.split(order, np.cumsum(self.counts.astype(np.int64))[:-1]) if self.k else []
+        return self._members
 
     def mean(self, values: np.ndarray) -> np.ndarray:
         """Bootstrap distribution of the mean of per-example ``values``."""
