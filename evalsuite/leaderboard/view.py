@@ -204,8 +204,6 @@ class LeaderboardView:
                 "cells": cells, "models": models}
 
 
-
-
 def _fmt(v: float | None, d: int) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
 
