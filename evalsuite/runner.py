@@ -428,7 +428,9 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
                     check_hub_model_reachable(cfg.model)  # offline: fail in seconds, not after a minute of retries
                     if tok is not None and tok.found == "option":
                         check_hub_model_reachable(tok.source, "tokenizer", "tokenizer_config.json")
-                backend = make_backend(cfg, tok.source if tok else None)  # weights are loaded only when something is not cached
+                # a hub model's own tokenizer comes from the very snapshot its weights are loaded from
+                own = tok is None or tok.found == "hub"
+                backend = make_backend(cfg, None if own else tok.source)  # weights are loaded only when something is not cached
                 loaded = backend.identity()
                 real = {k: loaded.get(k, v) for k, v in identity.items() if k != "model"}
                 if cache is not None and namespace(real) != namespace(identity):

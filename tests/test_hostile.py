@@ -84,7 +84,7 @@ def _variant(src: Path, folder: Path, model: str, task: str | None = None, sampl
     else:
         t["samples_file"] = samples
     rec["tasks"][task or "demo_sentiment_ar"] = t
-    rec["model"]["name"] = model
+    rec["model"]["name"] = rec["model"]["display_name"] = model
     if fingerprint is not None:
         rec["model"]["fingerprint"] = fingerprint
     out = folder / f"results_{len(list(folder.glob('results_*')))}.json"
@@ -473,7 +473,9 @@ def test_misspelled_prompt_id_is_an_error_with_suggestion(tmp_path: Path) -> Non
 def test_orphan_temp_files_cleaned_on_next_run(tmp_path: Path) -> None:
     import socket
 
-    out = tmp_path / "out" / "m"
+    from evalsuite.checkpoint import output_folder_name
+
+    out = tmp_path / "out" / output_folder_name("m", "fake-m")
     out.mkdir(parents=True)
     # a writer killed mid-write: this host, a pid that no longer exists
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

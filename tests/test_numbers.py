@@ -120,7 +120,8 @@ def test_lmeval_acc_goes_only_into_an_acc_column(shared_data, tmp_path):
     assert native["alue_oold"]["metric"] == "f1_macro"
     x = lm["xnli_ar"]
     assert x["comparable"] and x["metric"] == "acc"
-    base = read_record(next((tmp_path / "r" / "native").glob("results_*.json"))).tasks["xnli_ar"].prompts["lmeval"].metrics["acc"].baseline
+    native_file = next(f for f in (tmp_path / "r").glob("*/results_*.json") if read_record(f).model.name == "native")
+    base = read_record(native_file).tasks["xnli_ar"].prompts["lmeval"].metrics["acc"].baseline
     assert x["normalized_unclipped"] == pytest.approx(normalize(50.0, base, registry.get("acc")))
     model_rows = {m["model"]: m for m in data["models"]}
     assert model_rows["lm-eval-model"]["coverage"] == "1/2"  # the raw acc on OOLD does not count
