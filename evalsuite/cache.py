@@ -51,6 +51,9 @@ class RequestCache:
         self.identity = identity
         self.root = root or default_root()
         self.dir = self.root / namespace(identity)
+        self.write_dir = self.dir
+        """Where this process's own shard is written (``cache_shared``: local disk)."""
+        self.shard_path: Path | None = None
         self._writer: sqlite3.Connection | None = None
         self.hits = 0
         self.written = 0
@@ -58,6 +61,10 @@ class RequestCache:
     # ---- reading ---------------------------------------------------------
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("*.sqlite")) if self.dir.is_dir() else []
+
+    def _read_uri(self, shard: Path) -> str:
+        """How a shard is opened for reading (``cache_shared`` opens published shards immutable)."""
+        return f"file:{shard}?mode=ro"
 
     def lookup(self, request_ids: Iterable[str]) -> dict[str, Response]:
         """Cached responses for the given ids (errors are not served from the cache)."""
@@ -67,7 +74,7 @@ class RequestCache:
             if not wanted - found.keys():
                 break
             try:
-                con = sqlite3.connect(f"file:{shard}?mode=ro", uri=True, timeout=30)
+                con = sqlite3.connect(self._read_uri(shard), uri=True, timeout=30)
             except sqlite3.Error:
                 continue
             try:
@@ -89,9 +96,10 @@ class RequestCache:
 
     # ---- writing ---------------------------------------------------------
     def _open_writer(self) -> sqlite3.Connection:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.write_dir.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
-        con = sqlite3.connect(self.dir / name, timeout=30, isolation_level=None)
+        self.shard_path = self.write_dir / name
+        con = sqlite3.connect(self.shard_path, timeout=30, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.executescript(_SCHEMA)
