@@ -32,6 +32,8 @@ class TrackReport:
     evaluated: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    corrupt: set[str] = field(default_factory=set)
+    """Failed because the checkpoint itself cannot be read or loaded (not worth retrying unchanged)."""
     results: list[Path] = field(default_factory=list)
     backend_calls: int = 0
     models_loaded: int = 0
@@ -89,6 +91,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             fp = fingerprint(str(cp.path))
         except OSError as e:
             report.failed[cp.name] = f"cannot read checkpoint: {e}"
+            report.corrupt.add(cp.name)
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
@@ -112,6 +115,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             continue
         except Exception as e:  # a corrupt checkpoint must not stop the watcher
             report.failed[cp.name] = f"{type(e).__name__}: {e}"
+            report.corrupt.add(cp.name)
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
