@@ -106,3 +106,17 @@ def series_anomalies(steps_fps: list[tuple[int, str]], out_dir: Path, task_names
         if sp is not None:
             points.append(sp)
     return points, collapsed(points)
+
+
+def series_flags(series: Any, out_dir: Path) -> tuple[list[SuitePoint], list[int]]:
+    """Suite points and flagged steps of a ``Series`` (fingerprints from job memos, else hashed here)."""
+    from evalsuite.executors.jobs import memo_fingerprint
+    from evalsuite.fingerprint import fingerprint
+
+    steps_fps = []
+    for cp in series.checkpoints:
+        if cp.step is None:
+            continue
+        fp = memo_fingerprint(out_dir, cp.path) or fingerprint(str(cp.path))
+        steps_fps.append((cp.step, fp))
+    return series_anomalies(steps_fps, out_dir)

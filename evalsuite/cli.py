@@ -416,6 +416,50 @@ def _steps(value: Optional[str]) -> Optional[list[int]]:
         raise typer.BadParameter("--steps takes comma-separated integers, e.g. 1000,2000") from None
 
 
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+# options shared by `track` and `sweep` (checkpoint sweeps on a cluster; see docs/scale-out.md)
+ExecutorOpt = Annotated[Optional[ExecutorName], typer.Option(help="Run one job per checkpoint: local (this process), ray or slurm (a job array through submitit).")]
+StatusOpt = Annotated[bool, typer.Option("--status", help="List done / running / failed / missing per checkpoint (results folder + squeue/scontrol) and exit.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the job plan (checkpoints, tasks, requests, tokens); submit nothing.")]
+ResubmitOpt = Annotated[bool, typer.Option("--resubmit-failed", help="Also resubmit failed jobs (a corrupt checkpoint only once its files change).")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the jobs to finish (slurm: --no-wait returns once submitted).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(help="ray: 'auto' (a running cluster) or HOST:PORT; default: start Ray on this machine.")]
+PartitionOpt = Annotated[Optional[str], typer.Option(help="slurm: sbatch --partition.")]
+GpusOpt = Annotated[int, typer.Option(min=0, help="slurm: sbatch --gpus-per-node (default: tensor x data parallel size on GPUs, 0 on CPU).")]
+TimeOpt = Annotated[Optional[str], typer.Option(help="slurm: sbatch --time (minutes, HH:MM:SS or D-HH:MM:SS).")]
+AccountOpt = Annotated[Optional[str], typer.Option(help="slurm: sbatch --account.")]
+CpusOpt = Annotated[int, typer.Option(min=1, help="slurm: sbatch --cpus-per-task.")]
+MemOpt = Annotated[Optional[float], typer.Option(min=0.1, help="slurm: sbatch --mem, in GB.")]
+MaxParallelOpt = Annotated[Optional[int], typer.Option(min=1, help="slurm: at most K jobs at once (job array throttle --array=...%K).")]
+SbatchOpt = Annotated[Optional[list[str]], typer.Option("--slurm-option", help="slurm: any other sbatch option as KEY=VALUE (repeatable), e.g. qos=high.")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option(help="Request cache folder (ray/slurm default: <results>/request-cache, shards published by atomic rename).")]
+TPOpt = Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")]
+DPOpt = Annotated[int, typer.Option(min=1, help="vllm: engine replicas per job.")]
+
+
+def _sweep_options(executor: Optional[ExecutorName], status: bool, dry_run: bool, resubmit_failed: bool, wait: bool,
+                   watch: bool, interval: float, ray_address: Optional[str], partition: Optional[str], gpus: int,
+                   time_: Optional[str], account: Optional[str], cpus: int, mem: Optional[float], max_parallel: Optional[int],
+                   sbatch: Optional[list[str]]) -> Any:
+    from evalsuite.executors import RayOptions, SlurmOptions
+    from evalsuite.executors.command import SweepOptions, parse_sbatch_options
+
+    import os
+
+    # submitit's local executor runs the slurm code path without Slurm (tests, laptops)
+    cluster = "local" if os.environ.get("EVALSUITE_SUBMITIT_CLUSTER") == "local" else "slurm"
+    return SweepOptions(
+        executor=(executor.value if executor else "local"), status=status, dry_run=dry_run, resubmit_failed=resubmit_failed,
+        wait=wait, watch=watch, interval=interval, ray=RayOptions(address=ray_address),
+        slurm=SlurmOptions(partition=partition, gpus_per_job=gpus, time=time_, account=account, max_parallel=max_parallel,
+                           cpus_per_job=cpus, mem_gb=mem, extra=parse_sbatch_options(sbatch), cluster=cluster))
+
+
 @app.command()
 def track(
     series: Annotated[str, typer.Argument(help="Folder of checkpoints (checkpoint-<N>, step<N>, ...), a glob, or a comma-separated list.")],
@@ -437,8 +481,29 @@ def track(
     data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
     include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
     log_to: Annotated[Optional[str], typer.Option(help="tensorboard or wandb: also log scalars (skipped if not installed).")] = None,
+    executor: ExecutorOpt = None,
+    status: StatusOpt = False,
+    dry_run: DryRunOpt = False,
+    resubmit_failed: ResubmitOpt = False,
+    wait_jobs: WaitOpt = True,
+    ray_address: RayAddressOpt = None,
+    slurm_partition: PartitionOpt = None,
+    slurm_gpus_per_job: GpusOpt = 0,
+    slurm_time: TimeOpt = None,
+    slurm_account: AccountOpt = None,
+    slurm_cpus_per_job: CpusOpt = 1,
+    slurm_mem_gb: MemOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    slurm_option: SbatchOpt = None,
+    cache_dir: CacheDirOpt = None,
+    tensor_parallel_size: TPOpt = 1,
+    data_parallel_size: DPOpt = 1,
 ) -> None:
-    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training)."""
+    """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training).
+
+    With --executor ray|slurm each checkpoint becomes one job on that engine; --status, --dry-run and
+    --resubmit-failed inspect and repair such a sweep.
+    """
     from evalsuite.runner import RunConfig
     from evalsuite.series import discover
     from evalsuite.track import log_scalars, track as do_track, watch as do_watch
@@ -446,8 +511,18 @@ def track(
     base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
                      prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
                      backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []))
+                     include=list(include or []), cache_dir=cache_dir, tensor_parallel_size=tensor_parallel_size,
+                     data_parallel_size=data_parallel_size)
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
+    if executor is not None or status or dry_run or resubmit_failed:
+        from evalsuite.executors.command import run_command
+
+        opts = _sweep_options(executor, status, dry_run, resubmit_failed, wait_jobs, watch, interval, ray_address,
+                              slurm_partition, slurm_gpus_per_job, slurm_time, slurm_account, slurm_cpus_per_job,
+                              slurm_mem_gb, max_parallel, slurm_option)
+        code = _guard(lambda: run_command(lambda: discover(series, every=every, steps=_steps(steps)), series, base, opts,
+                                          typer.echo, say))
+        raise typer.Exit(code)
 
     def go() -> Any:
         if watch:
@@ -473,6 +548,57 @@ def track(
 
 
 @app.command()
+def sweep(
+    models: Annotated[list[str], typer.Argument(help="Model (checkpoint) folders, one job each.")],
+    suite: Annotated[Optional[str], typer.Option(help="Suite name.")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names or files.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results folder (shared by all jobs).")] = Path("results"),
+    name: Annotated[Optional[str], typer.Option(help="Name of this set of models (job records and logs go under it).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="First N examples of each task.")] = None,
+    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt variant ids.")] = None,
+    shots: Annotated[Optional[int], typer.Option(min=0, max=64)] = None,
+    backend: Annotated[BackendName, typer.Option(help="Backend.")] = BackendName.hf,
+    device: Annotated[str, typer.Option()] = "auto",
+    dtype: Annotated[str, typer.Option()] = "auto",
+    batch_tokens: Annotated[Optional[int], typer.Option(min=1)] = None,
+    data_dir: Annotated[Optional[list[Path]], typer.Option(help="Folder holding local data files (repeatable).")] = None,
+    include: Annotated[Optional[list[Path]], typer.Option(help="Extra task folder (repeatable).")] = None,
+    executor: ExecutorOpt = None,
+    status: StatusOpt = False,
+    dry_run: DryRunOpt = False,
+    resubmit_failed: ResubmitOpt = False,
+    wait_jobs: WaitOpt = True,
+    ray_address: RayAddressOpt = None,
+    slurm_partition: PartitionOpt = None,
+    slurm_gpus_per_job: GpusOpt = 0,
+    slurm_time: TimeOpt = None,
+    slurm_account: AccountOpt = None,
+    slurm_cpus_per_job: CpusOpt = 1,
+    slurm_mem_gb: MemOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    slurm_option: SbatchOpt = None,
+    cache_dir: CacheDirOpt = None,
+    tensor_parallel_size: TPOpt = 1,
+    data_parallel_size: DPOpt = 1,
+) -> None:
+    """Evaluate an explicit list of models, one job per model (local, ray or slurm)."""
+    from evalsuite.executors.command import run_command, series_of_models
+    from evalsuite.runner import RunConfig
+
+    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
+                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
+                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
+                     include=list(include or []), cache_dir=cache_dir, tensor_parallel_size=tensor_parallel_size,
+                     data_parallel_size=data_parallel_size)
+    opts = _sweep_options(executor, status, dry_run, resubmit_failed, wait_jobs, False, 60.0, ray_address,
+                          slurm_partition, slurm_gpus_per_job, slurm_time, slurm_account, slurm_cpus_per_job,
+                          slurm_mem_gb, max_parallel, slurm_option)
+    say = lambda s: typer.echo(s, err=True)  # noqa: E731
+    code = _guard(lambda: run_command(lambda: series_of_models(models, name), name or "sweep", base, opts, typer.echo, say))
+    raise typer.Exit(code)
+
+
+@app.command()
 def signal(
     series: Annotated[str, typer.Argument(help="Checkpoint series (as for 'track').")],
     output: Annotated[Path, typer.Option("--results", "-r", help="Results folder used by 'track'.")] = Path("results"),
@@ -482,9 +608,13 @@ def signal(
     from evalsuite.series import THRESHOLDS, discover
     from evalsuite.track import signal_table
 
-    rows = _guard(lambda: signal_table(discover(series), output))
+    from evalsuite.anomaly import series_flags
+
+    s = _guard(lambda: discover(series))
+    rows = _guard(lambda: signal_table(s, output))
+    points, flagged = series_flags(s, output)
     if json_out:
-        typer.echo(json.dumps({"thresholds": THRESHOLDS, "tasks": rows}, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({"thresholds": THRESHOLDS, "tasks": rows, "anomalies": flagged}, ensure_ascii=False, indent=2))
         return
     if not rows:
         typer.echo("no results for this series yet; run 'evalsuite track' first")
@@ -506,6 +636,12 @@ def signal(
                    f"{f(r['prompt_switch_rate']):>5} {mark(p['prompt_switch_rate'])} {f(r['trajectory_cv']):>6}")
     typer.echo(f"thresholds: monotonicity >= {THRESHOLDS['monotonicity']}, snr >= {THRESHOLDS['snr']}, "
                f"non-randomness > {THRESHOLDS['non_randomness']}, prompt switch rate <= {THRESHOLDS['prompt_switch_rate']}")
+    by_step = {p.step: p for p in points}
+    names = {c.step: c.name for c in s.checkpoints}
+    for step in flagged:
+        p = by_step[step]
+        typer.echo(f"anomaly: {names.get(step, step)} (step {step}): suite score {p.score:.2f} inside the chance interval "
+                   f"(<= {p.chance_upper:.2f}) while both neighbours lie above it; re-check this checkpoint (a corrupted read?)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite.core.errors import EvalsuiteError
+from evalsuite.core.errors import EvalsuiteError, ModelLoadError
 from evalsuite.fingerprint import fingerprint
 from evalsuite.runner import RunConfig, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
@@ -110,6 +110,8 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             if e.exit_code == 2:
                 raise
             report.failed[cp.name] = str(e)
+            if isinstance(e, ModelLoadError):
+                report.corrupt.add(cp.name)
             _record_failure(out, series, cp, str(e))
             say(f"failed {label}: {e}")
             continue

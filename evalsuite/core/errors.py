@@ -69,3 +69,7 @@ class BackendError(EvalsuiteError):
     """The model or backend failed at run time."""
 
     exit_code = 1
+
+
+class ModelLoadError(BackendError):
+    """A local model folder exists but its weights or tokenizer cannot be loaded (a corrupt checkpoint)."""

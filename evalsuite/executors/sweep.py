@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from evalsuite.core.errors import EvalsuiteError
 from evalsuite.executors import Executor
 from evalsuite.executors.jobs import (
     JobSpec,
@@ -219,7 +220,7 @@ def watch_sweep(spec: str, base: RunConfig, executor: Executor, interval: float 
             polls += 1
             try:
                 s = discover(spec)
-            except Exception:  # noqa: BLE001 - the run folder may not exist yet
+            except EvalsuiteError:  # the run folder may not exist yet
                 s = None
             if s is not None:
                 ready = tuple(c for c in s.checkpoints if str(c.path.resolve()) not in handled and watcher.is_complete(c.path))

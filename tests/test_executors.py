@@ -1,0 +1,349 @@
+"""Checkpoint sweeps: the local and Ray executors, status, dry run, watch, the shared cache, the anomaly guard.
+
+The Ray tests use a real Ray cluster on this machine (2 CPUs, no dashboard), started
+once for the module and shut down at its end. Without ray installed they are skipped,
+unless EVALSUITE_REQUIRE_RAY=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from _sweep_helpers import STEPS, assert_same_numbers, base_config, build_series, require_env, result_pairs, wait_for
+from typer.testing import CliRunner
+
+from evalsuite.cli import app
+from evalsuite.executors import MissingExtraError, get_executor, require
+from evalsuite.executors.jobs import memo_fingerprint, state_path
+from evalsuite.executors.sweep import status, sweep
+from evalsuite.series import discover
+from evalsuite.track import track
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def series_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_series(tmp_path_factory.mktemp("sweep") / "exp1")
+
+
+@pytest.fixture(scope="module")
+def reference(series_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain local ``track`` of the series: what every executor must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    rep = track(discover(str(series_dir)), base_config(out))
+    assert len(rep.evaluated) == len(STEPS) and not rep.failed
+    return out
+
+
+# ---------------------------------------------------------------- local executor, status, dry run
+
+def test_local_executor_matches_track_then_submits_nothing(series_dir: Path, reference: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    args = ["track", str(series_dir), "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu",
+            "-o", str(out)]
+    r = CliRunner().invoke(app, args + ["--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "3 job(s)" in r.output and "nothing submitted" in r.output and "demo_lastword_ar" in r.output
+    assert not list(out.glob("*/results_*.json"))  # the plan wrote no results
+    r = CliRunner().invoke(app, args + ["--executor", "local"])
+    assert r.exit_code == 0, r.output
+    assert "submitted 3 job(s)" in r.output
+    assert_same_numbers(out, reference)
+    # every job left its fingerprint memo: the submitting host decides "done" without hashing
+    for c in discover(str(series_dir)).checkpoints:
+        assert memo_fingerprint(out.resolve(), c.path) is not None
+    r = CliRunner().invoke(app, args + ["--executor", "local"])
+    assert "submitted 0 job(s)" in r.output and "up to date 3" in r.output
+    r = CliRunner().invoke(app, args + ["--status"])
+    assert r.exit_code == 0 and "done 3, running 0, failed 0, missing 0" in r.output
+    r = CliRunner().invoke(app, args + ["--dry-run"])
+    assert "0 job(s), 3 checkpoint(s) already done" in r.output
+    assert len(result_pairs(out)) == 2 * len(STEPS)
+
+
+def test_memo_is_invalidated_when_weights_change(series_dir: Path, tmp_path: Path):
+    import shutil
+
+    cp = tmp_path / "checkpoint-5"
+    shutil.copytree(series_dir / "checkpoint-0", cp)
+    out = tmp_path / "r"
+    from evalsuite.executors.jobs import write_memo
+
+    write_memo(out, cp, "sha256:abc")
+    assert memo_fingerprint(out, cp) == "sha256:abc"
+    w = next(cp.glob("*.safetensors"))
+    w.write_bytes(w.read_bytes()[:-4] + b"\0\0\0\0")
+    assert memo_fingerprint(out, cp) is None
+
+
+def test_corrupt_checkpoint_is_recorded_and_not_resubmitted(series_dir: Path, tmp_path: Path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(series_dir / "checkpoint-0", runs / "checkpoint-0")
+    bad = runs / "checkpoint-1"
+    shutil.copytree(series_dir / "checkpoint-0", bad)
+    for w in bad.glob("*.safetensors"):
+        w.write_bytes(b"not a safetensors file")
+    out = tmp_path / "results"
+    base = base_config(out)
+    s = discover(str(runs))
+    rep = sweep(s, base, get_executor("local", out / "logs"))
+    assert [Path(c).name for c in rep.submitted] == ["checkpoint-0", "checkpoint-1"]
+    bad_outcome = next(o for o in rep.outcomes if o.checkpoint.endswith("checkpoint-1"))
+    assert bad_outcome.state == "failed" and bad_outcome.corrupt
+    rows = {Path(r.checkpoint).name: r for r in status(s, base)}
+    assert rows["checkpoint-0"].state == "done"
+    assert rows["checkpoint-1"].state == "failed" and rows["checkpoint-1"].corrupt
+    for flag in (False, True):  # neither a plain sweep nor --resubmit-failed retries it while unchanged
+        again = sweep(s, base, get_executor("local", out / "logs"), resubmit_failed=flag)
+        assert again.submitted == [] and "corrupt" in again.skipped[str(bad.resolve())]
+    # repaired files: resubmitted, and done
+    for src, dst in zip(sorted((series_dir / "checkpoint-30").glob("*.safetensors")), sorted(bad.glob("*.safetensors"))):
+        shutil.copy(src, dst)
+    fixed = sweep(s, base, get_executor("local", out / "logs"), resubmit_failed=True)
+    assert [Path(c).name for c in fixed.submitted] == ["checkpoint-1"] and fixed.outcomes[0].state == "done"
+
+
+def test_watch_submits_a_job_for_a_checkpoint_that_appears(series_dir: Path, tmp_path: Path):
+    import shutil
+    import threading
+
+    from evalsuite.executors.sweep import watch_sweep
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    out = tmp_path / "results"
+
+    def training() -> None:  # a checkpoint is written while the watcher runs
+        time.sleep(0.6)
+        shutil.copytree(series_dir / "checkpoint-30", runs / "checkpoint-30")
+
+    t = threading.Thread(target=training)
+    t.start()
+    rep = watch_sweep(str(runs), base_config(out), get_executor("local", out / "logs"), interval=0.5, max_polls=6)
+    t.join()
+    assert [Path(c).name for c in rep.submitted] == ["checkpoint-30"]
+    assert [o.state for o in rep.outcomes] == ["done"]
+    assert len(result_pairs(out)) == 2
+
+
+# ---------------------------------------------------------------- anomaly guard
+
+def _fake_record(out: Path, fp: str, step: int, acc: float, n: int = 200) -> None:
+    """A results record with one two-choice task whose accuracy is ``acc`` (baseline 50)."""
+    from evalsuite.store import SCHEMA, atomic_write_json
+
+    prompts = {p: {"n": n, "metrics": {"acc": {"value": acc + d, "higher_is_better": True}}, "random_baseline": {"acc": 50.0}}
+               for p, d in (("a", 0.0), ("b", 1.0), ("c", -1.0))}
+    atomic_write_json(out / f"m{step}" / f"results_{step}.json", {
+        "schema": SCHEMA, "model": {"fingerprint": fp, "step": step}, "config": {},
+        "tasks": {"t": {"headline_metric": "acc", "spec_hash": "x", "prompts": prompts}}})
+
+
+def test_anomaly_guard_flags_a_collapse_between_good_neighbours(tmp_path: Path):
+    from evalsuite.anomaly import chance_upper, series_anomalies
+
+    # 95% chance interval of a 2-choice task with 200 examples: up to 50 + 6.93 points raw
+    assert abs(chance_upper(50.0, 200) - 100 * (1.96 * (0.25 / 200) ** 0.5 * 100) / 50) < 1e-9
+    accs = {1000: 70.0, 2000: 74.0, 3000: 51.0, 4000: 78.0, 5000: 52.0}
+    for step, acc in accs.items():
+        _fake_record(tmp_path, f"fp{step}", step, acc)
+    points, flagged = series_anomalies([(s, f"fp{s}") for s in accs], tmp_path)
+    assert len(points) == 5
+    assert flagged == [3000]  # 5000 is at chance too, but has no later neighbour above it
+    _fake_record(tmp_path, "fp4000", 4000, 53.0)  # the next checkpoint collapses too: a real trend, not one bad read
+    assert series_anomalies([(s, f"fp{s}") for s in accs], tmp_path)[1] == []
+
+
+def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, tmp_path: Path):
+    """A collapsed middle checkpoint (its results replaced by chance-level ones) is flagged by --status and signal."""
+    import shutil
+
+    out = tmp_path / "results"
+    shutil.copytree(reference, out)
+    s = discover(str(series_dir))
+    base = base_config(out)
+    from evalsuite.executors.jobs import write_memo
+    from evalsuite.fingerprint import fingerprint
+
+    fps = {c.step: fingerprint(str(c.path)) for c in s.checkpoints}
+    for c in s.checkpoints:
+        write_memo(out, c.path, fps[c.step])
+    # neighbours well above chance, the middle one at chance
+    for f in out.glob("*/results_*.json"):
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        step = [k for k, v in fps.items() if v == rec["model"]["fingerprint"]][0]
+        for t in rec["tasks"].values():
+            head = t["headline_metric"]
+            for p in t["prompts"].values():
+                b = p["random_baseline"].get(head) or 0.0
+                p["n"] = 400
+                p["metrics"][head]["value"] = b if step == 30 else min(100.0, b + 40.0)
+                p["metrics"][head]["higher_is_better"] = True
+        f.write_text(json.dumps(rec), encoding="utf-8")
+    rows = {r.step: r for r in status(s, base)}
+    assert [rows[k].anomaly for k in STEPS] == [False, True, False]
+    args = ["--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)]
+    r = CliRunner().invoke(app, ["track", str(series_dir), "--status"] + args)
+    assert "ANOMALY" in r.output and r.output.count("ANOMALY") == 1
+    r = CliRunner().invoke(app, ["signal", str(series_dir), "-r", str(out)])
+    assert "anomaly: checkpoint-30" in r.output, r.output
+    r = CliRunner().invoke(app, ["signal", str(series_dir), "-r", str(out), "--json"])
+    assert json.loads(r.output)["anomalies"] == [30]
+
+
+# ---------------------------------------------------------------- shared cache on a network filesystem
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from evalsuite.cache_shared import SharedCache
+    from evalsuite.core.records import Response
+    shared, local, k = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    for round in range(3):
+        c = SharedCache({"backend": "t", "model": "m"}, shared, local)
+        seen = c.lookup(f"r{j}-{i}" for j in range(6) for i in range(40))
+        for i in range(40):
+            c.put(Response(f"r{k}-{i}", loglikelihood=-float(i) - k - round / 10))
+            time.sleep(0.001)
+        c.close()
+    print(len(seen))
+""")
+
+
+def test_shared_cache_publishes_whole_shards_without_wal_files(tmp_path: Path):
+    from evalsuite.cache_shared import SharedCache
+
+    shared = tmp_path / "shared"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(shared), str(tmp_path / f"local{k}"), str(k)], env=env,
+                              stdout=subprocess.PIPE, text=True) for k in range(6)]
+    seen_files: set[str] = set()
+    while any(p.poll() is None for p in procs):
+        if shared.is_dir():
+            seen_files |= {f.name for f in shared.rglob("*")}
+        time.sleep(0.002)
+    outs = [p.communicate()[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    seen_files |= {f.name for f in shared.rglob("*")}
+    assert not [f for f in seen_files if f.endswith(("-wal", "-shm", "-journal"))], seen_files
+    shards = list(shared.rglob("*.sqlite"))
+    assert len(shards) == 6 * 3  # one published shard per run
+    assert not list(shared.rglob("*.part"))
+    for s in shards:  # each is a complete, self-contained database
+        con = sqlite3.connect(f"file:{s}?mode=ro&immutable=1", uri=True)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("SELECT count(*) FROM responses").fetchone()[0] == 40
+        con.close()
+    reader = SharedCache({"backend": "t", "model": "m"}, shared, tmp_path / "reader")
+    got = reader.lookup(f"r{k}-{i}" for k in range(6) for i in range(40))
+    assert len(got) == 240
+    assert not [f for f in shared.rglob("*") if f.name.endswith(("-wal", "-shm", "-journal"))]
+
+
+# ---------------------------------------------------------------- missing extras
+
+def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    # None in sys.modules makes `import ray` raise ImportError, as on a machine without the package
+    for mod in [m for m in sys.modules if m.split(".")[0] in ("ray", "submitit")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'evalsuite\[ray\]'"):
+        require("ray", "ray")
+    with pytest.raises(MissingExtraError, match=r"pip install 'evalsuite\[slurm\]'"):
+        get_executor("slurm", tmp_path)
+    r = CliRunner().invoke(app, ["sweep", str(tmp_path), "--tasks", "demo_lastword_ar", "--executor", "ray", "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "evalsuite[ray]" in r.output
+
+
+# ---------------------------------------------------------------- a real Ray cluster
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    try:
+        import ray
+    except ImportError:
+        if require_env("EVALSUITE_REQUIRE_RAY"):
+            pytest.fail("EVALSUITE_REQUIRE_RAY=1 but ray is not installed (pip install 'evalsuite[ray]')")
+        pytest.skip("ray is not installed (pip install 'evalsuite[ray]')")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    tmp = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp),
+             object_store_memory=100 * 1024 * 1024, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_sweep_matches_local_and_second_sweep_submits_nothing(ray_cluster, series_dir: Path, reference: Path,  # type: ignore[no-untyped-def]
+                                                                 tmp_path: Path):
+    out = tmp_path / "results"
+    s = discover(str(series_dir))
+    rep = sweep(s, base_config(out), get_executor("ray", out / "logs"))
+    assert len(rep.submitted) == 3 and [o.state for o in rep.outcomes] == ["done"] * 3
+    assert_same_numbers(out, reference)
+    assert len(result_pairs(out)) == 2 * len(STEPS)
+    # the cache went through the publish layer: whole shards, no WAL files in the shared folder
+    shared = out / "request-cache"
+    assert list(shared.rglob("*.sqlite")) and not [f for f in shared.rglob("*") if f.name.endswith(("-wal", "-shm"))]
+    again = sweep(s, base_config(out), get_executor("ray", out / "logs"))
+    assert again.submitted == [] and len(again.up_to_date) == 3 and again.outcomes == []
+
+
+def test_ray_worker_killed_mid_job_is_retried(ray_cluster, series_dir: Path, reference: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from evalsuite.series import Series
+
+    out = tmp_path / "results"
+    s = discover(str(series_dir))
+    one = Series(s.name, s.checkpoints[-1:])
+    base = base_config(out)
+    ex = get_executor("ray", out / "logs")
+    rep = sweep(one, base, ex, wait=False)
+    assert len(rep.submitted) == 1
+    sp = state_path(out.resolve(), s.name, one.checkpoints[0].path)
+
+    def running_pid() -> int | None:
+        try:
+            st = json.loads(sp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return st["pid"] if st.get("state") == "running" else None
+
+    pid = wait_for(running_pid, 120, "the Ray job to start")
+    os.kill(pid, signal.SIGKILL)  # the worker dies mid-job
+    outcomes = ex.wait()
+    assert [o.state for o in outcomes] == ["done"] and outcomes[0].pid != pid
+    st = json.loads(sp.read_text(encoding="utf-8"))
+    assert st["attempt"] == 2 and st["state"] == "done"
+    ref = tmp_path / "ref"
+    import shutil
+
+    fp = memo_fingerprint(out.resolve(), one.checkpoints[0].path)
+    for f in reference.glob("*/results_*.json"):  # the reference results of that checkpoint only
+        if json.loads(f.read_text(encoding="utf-8"))["model"]["fingerprint"] == fp:
+            shutil.copytree(f.parent, ref / f.parent.name, dirs_exist_ok=True)
+            for other in (ref / f.parent.name).glob("results_*.json"):
+                if json.loads(other.read_text(encoding="utf-8"))["model"]["fingerprint"] != fp:
+                    other.unlink()
+    assert_same_numbers(out, ref)
+    assert len(result_pairs(out)) == 2
+
+
+def test_ray_num_gpus_follows_parallel_sizes():
+    from evalsuite.executors.command import gpus_per_job
+
+    cpu = base_config(Path("r"))
+    assert gpus_per_job(cpu) == 0
+    assert gpus_per_job(replace(cpu, device="cuda", tensor_parallel_size=2, data_parallel_size=2)) == 4
