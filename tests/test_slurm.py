@@ -1,0 +1,227 @@
+"""Checkpoint sweeps as a Slurm job array through submitit, on a real single-node Slurm.
+
+The module fixture starts munged with a generated key and its own socket, then
+slurmctld and one slurmd (proctrack/linuxproc, task/none, no accounting, no
+cgroups, no GPUs) from a generated slurm.conf in a temporary folder, and stops
+all three at the end. Without the Debian packages (slurm-wlm, munge) or root the
+Slurm tests are skipped with the reason — unless EVALSUITE_REQUIRE_SLURM=1 (CI),
+where they fail. submitit's local executor runs the same job code everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _sweep_helpers import STEPS, assert_same_numbers, base_config, build_series, require_env, result_pairs, wait_for
+from typer.testing import CliRunner
+
+from evalsuite.cli import app
+from evalsuite.executors import SlurmOptions, get_executor
+from evalsuite.executors.jobs import read_json, state_path
+from evalsuite.executors.sweep import status, sweep
+from evalsuite.series import Series, discover
+from evalsuite.track import track
+
+ROOT = Path(__file__).resolve().parents[1]
+DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
+
+
+def _unavailable(reason: str) -> None:
+    if require_env("EVALSUITE_REQUIRE_SLURM"):
+        pytest.fail(f"EVALSUITE_REQUIRE_SLURM=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def series_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_series(tmp_path_factory.mktemp("sweep") / "exp1")
+
+
+@pytest.fixture(scope="module")
+def reference(series_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    rep = track(discover(str(series_dir)), base_config(out))
+    assert len(rep.evaluated) == len(STEPS) and not rep.failed
+    return out
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A single-node Slurm cluster on 127.0.0.1, up for the module; yields its temporary folder."""
+    missing = [d for d in DAEMONS if shutil.which(d) is None and not Path(f"/usr/sbin/{d}").exists()]
+    if missing:
+        _unavailable(f"Slurm/munge are not installed (missing: {', '.join(missing)}; apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        _unavailable("slurmd must run as root to start jobs")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        _unavailable("submitit is not installed (pip install 'evalsuite[slurm]')")
+    tmp = tmp_path_factory.mktemp("slurm")
+    os.chmod(tmp, 0o700)
+    procs: list[subprocess.Popen] = []
+    logs = {}
+    old_env = {k: os.environ.get(k) for k in ("SLURM_CONF", "PYTHONPATH")}
+    try:
+        key = tmp / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o400)
+        sock = tmp / "munge.socket"
+        munged = shutil.which("munged") or "/usr/sbin/munged"
+        logs["munged"] = tmp / "munged.log"
+        procs.append(subprocess.Popen([munged, "--foreground", "--force", f"--key-file={key}", f"--socket={sock}",
+                                       f"--pid-file={tmp / 'munged.pid'}", f"--log-file={logs['munged']}",
+                                       f"--seed-file={tmp / 'munged.seed'}"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        wait_for(lambda: sock.exists(), 20, "munged's socket")
+        host = socket.gethostname().split(".")[0]
+        node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0].split()
+        node = [w for w in node if not w.startswith(("NodeName=", "UpTime="))]
+        for d in ("state", "spool"):
+            (tmp / d).mkdir()
+        conf = tmp / "slurm.conf"
+        conf.write_text("\n".join([
+            "ClusterName=evalsuitetest", f"SlurmctldHost={host}(127.0.0.1)", "SlurmUser=root",
+            f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={sock}",
+            f"StateSaveLocation={tmp / 'state'}", f"SlurmdSpoolDir={tmp / 'spool'}",
+            f"SlurmctldPidFile={tmp / 'slurmctld.pid'}", f"SlurmdPidFile={tmp / 'slurmd.pid'}",
+            f"SlurmctldLogFile={tmp / 'slurmctld.log'}", f"SlurmdLogFile={tmp / 'slurmd.log'}",
+            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none", "SchedulerType=sched/builtin",
+            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "MpiDefault=none",
+            "ReturnToService=2", "MinJobAge=600", "KillWait=2", "SlurmdTimeout=60", "InactiveLimit=0",
+            f"NodeName={host} NodeAddr=127.0.0.1 {' '.join(node)} State=UNKNOWN",
+            f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]), encoding="utf-8")
+        os.environ["SLURM_CONF"] = str(conf)
+        # the jobs import this checkout, as the tests do
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in (old_env["PYTHONPATH"] or "").split(os.pathsep) if p])
+        for daemon in ("slurmctld", "slurmd"):
+            exe = shutil.which(daemon) or f"/usr/sbin/{daemon}"
+            args = [exe, "-D", "-f", str(conf)] + (["-i"] if daemon == "slurmctld" else [])
+            with open(tmp / f"{daemon}.out", "wb") as log:
+                procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+            time.sleep(1.0)
+
+        def idle() -> bool:
+            r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False)
+            return r.returncode == 0 and r.stdout.strip() == "idle"
+
+        try:
+            wait_for(idle, 60, "the Slurm node to become idle", step=0.5)
+        except AssertionError:
+            tails = {f.name: f.read_text(errors="replace")[-1500:] for f in tmp.glob("*.log")} | \
+                    {f.name: f.read_text(errors="replace")[-1500:] for f in tmp.glob("*.out")}
+            pytest.fail(f"Slurm did not come up: {tails}")
+        yield tmp
+    finally:
+        subprocess.run(["scancel", "--quiet", "--user=root"], capture_output=True, check=False) if "SLURM_CONF" in os.environ else None
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _states(out: Path, s: Series) -> list[dict]:
+    return [read_json(state_path(out.resolve(), s.name, c.path)) or {} for c in s.checkpoints]
+
+
+def test_slurm_array_matches_local_max_parallel_honoured(slurm: Path, series_dir: Path, reference: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    s = discover(str(series_dir))
+    logs = out / "jobs" / s.name / "logs"
+    ex = get_executor("slurm", logs, SlurmOptions(max_parallel=1, time="00:10:00", partition="debug", extra={"comment": "evalsuite-test"}))
+    rep = sweep(s, base_config(out), ex)
+    assert len(rep.submitted) == 3 and [o.state for o in rep.outcomes] == ["done"] * 3, rep.outcomes
+    ids = list(rep.job_ids.values())
+    assert len({i.split("_")[0] for i in ids}) == 1 and sorted(i.split("_")[1] for i in ids) == ["0", "1", "2"]  # one array
+    script = "\n".join(f.read_text() for f in logs.rglob("*submission.sh"))
+    for line in ("#SBATCH --array=0-2%1", "#SBATCH --partition=debug", "#SBATCH --time=10", "#SBATCH --comment=evalsuite-test"):
+        assert line in script, script
+    # --max-parallel 1: no two jobs overlap in time
+    spans = sorted((st["started"], st["ended"]) for st in _states(out, s))
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert all(st["job_id"] in ids and st["host"] for st in _states(out, s))
+    assert_same_numbers(out, reference)
+    assert len(result_pairs(out)) == 2 * len(STEPS)
+    assert list((out / "request-cache").rglob("*.sqlite"))
+    assert not [f for f in (out / "request-cache").rglob("*") if f.name.endswith(("-wal", "-shm"))]
+    again = sweep(s, base_config(out), get_executor("slurm", logs, SlurmOptions()))
+    assert again.submitted == [] and again.outcomes == []
+    r = CliRunner().invoke(app, ["track", str(series_dir), "--status", "--tasks", "demo_lastword_ar,demo_sentiment_ar",
+                                 "--limit", "3", "--device", "cpu", "-o", str(out)])
+    assert "done 3, running 0, failed 0, missing 0" in r.output, r.output
+
+
+def test_scancel_then_resubmit_failed_completes(slurm: Path, series_dir: Path, reference: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    s = discover(str(series_dir))
+    logs = out / "jobs" / s.name / "logs"
+    base = base_config(out)
+    ex = get_executor("slurm", logs, SlurmOptions(max_parallel=1))
+    rep = sweep(s, base, ex, wait=False)
+    first = rep.job_ids[str(s.checkpoints[0].path.resolve())]
+    sp = state_path(out.resolve(), s.name, s.checkpoints[0].path)
+    wait_for(lambda: (read_json(sp) or {}).get("state") == "running", 120, "the first job to start")
+    subprocess.run(["scancel", first], check=True)
+    outcomes = ex.wait()
+    by_cp = {Path(o.checkpoint).name: o for o in outcomes}
+    assert by_cp["checkpoint-0"].state == "failed"
+    assert [by_cp[f"checkpoint-{k}"].state for k in STEPS[1:]] == ["done", "done"]
+    rows = {r.step: r for r in status(s, base)}
+    assert rows[0].state == "failed" and rows[30].state == "done" and rows[90].state == "done"
+    plain = sweep(s, base, get_executor("slurm", logs, SlurmOptions()))
+    assert plain.submitted == [] and "--resubmit-failed" in plain.skipped[str(s.checkpoints[0].path.resolve())]
+    r = CliRunner().invoke(app, ["track", str(series_dir), "--executor", "slurm", "--resubmit-failed", "--tasks",
+                                 "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)])
+    assert r.exit_code == 0 and "submitted 1 job(s)" in r.output and "failed 0" in r.output, r.output
+    assert_same_numbers(out, reference)
+    assert len(result_pairs(out)) == 2 * len(STEPS)  # no duplicates from the cancelled attempt
+    assert all(r.state == "done" for r in status(s, base))
+
+
+def test_slurm_dry_run_submits_nothing(slurm: Path, series_dir: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    r = CliRunner().invoke(app, ["track", str(series_dir), "--executor", "slurm", "--dry-run", "--max-parallel", "2",
+                                 "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "3 job(s)" in r.output and "unique requests" in r.output and "tokens" in r.output and "nothing submitted" in r.output
+    q = subprocess.run(["squeue", "-h"], capture_output=True, text=True, check=True)
+    assert q.stdout.strip() == ""
+    assert not (out / "jobs").exists()
+
+
+def test_submitit_local_executor_runs_the_same_job(series_dir: Path, reference: Path, tmp_path: Path):
+    """Without Slurm, submitit's local executor runs the same job function (EVALSUITE_SUBMITIT_CLUSTER=local)."""
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'evalsuite[slurm]')")
+    out = tmp_path / "results"
+    s = discover(str(series_dir))
+    one = Series(s.name, s.checkpoints[:1])
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    ex = get_executor("slurm", out / "logs", SlurmOptions(cluster="local"))
+    rep = sweep(one, base_config(out), ex)
+    assert [o.state for o in rep.outcomes] == ["done"]
+    st = json.loads(state_path(out.resolve(), s.name, one.checkpoints[0].path).read_text(encoding="utf-8"))
+    assert st["executor"] == "slurm" and st["pid"] != os.getpid()
+    assert len(result_pairs(out)) == 2
