@@ -184,7 +184,7 @@ def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, t
     # neighbours well above chance, the middle one at chance
     for f in out.glob("*/results_*.json"):
         rec = json.loads(f.read_text(encoding="utf-8"))
-        step = [k for k, v in fps.items() if v == rec["model"]["fingerprint"]][0]
+        step = next(k for k, v in fps.items() if v == rec["model"]["fingerprint"])
         for t in rec["tasks"].values():
             head = t["headline_metric"]
             for p in t["prompts"].values():

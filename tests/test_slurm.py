@@ -10,15 +10,14 @@ where they fail. submitit's local executor runs the same job code everywhere.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from _slurm_cluster import SlurmUnavailable, check, single_node_slurm
 from _sweep_helpers import STEPS, assert_same_numbers, base_config, build_series, require_env, result_pairs, wait_for
 from typer.testing import CliRunner
 
@@ -30,19 +29,12 @@ from evalsuite.series import Series, discover
 from evalsuite.track import track
 
 ROOT = Path(__file__).resolve().parents[1]
-DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 
 
 def _unavailable(reason: str) -> None:
     if require_env("EVALSUITE_REQUIRE_SLURM"):
         pytest.fail(f"EVALSUITE_REQUIRE_SLURM=1 but {reason}")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,87 +52,25 @@ def reference(series_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A single-node Slurm cluster on 127.0.0.1, up for the module; yields its temporary folder."""
-    missing = [d for d in DAEMONS if shutil.which(d) is None and not Path(f"/usr/sbin/{d}").exists()]
-    if missing:
-        _unavailable(f"Slurm/munge are not installed (missing: {', '.join(missing)}; apt-get install slurm-wlm munge)")
-    if os.geteuid() != 0:
-        _unavailable("slurmd must run as root to start jobs")
+    """A single-node Slurm cluster on 127.0.0.1, up for the module; yields its slurm.conf."""
     try:
+        check()
         import submitit  # noqa: F401
+    except SlurmUnavailable as e:
+        _unavailable(str(e))
     except ImportError:
         _unavailable("submitit is not installed (pip install 'evalsuite[slurm]')")
-    tmp = tmp_path_factory.mktemp("slurm")
-    os.chmod(tmp, 0o700)
-    procs: list[subprocess.Popen] = []
-    logs = {}
-    old_env = {k: os.environ.get(k) for k in ("SLURM_CONF", "PYTHONPATH")}
+    old = os.environ.get("PYTHONPATH")
+    # the jobs import this checkout, as the tests do
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in (old or "").split(os.pathsep) if p])
     try:
-        key = tmp / "munge.key"
-        key.write_bytes(os.urandom(1024))
-        key.chmod(0o400)
-        sock = tmp / "munge.socket"
-        munged = shutil.which("munged") or "/usr/sbin/munged"
-        logs["munged"] = tmp / "munged.log"
-        procs.append(subprocess.Popen([munged, "--foreground", "--force", f"--key-file={key}", f"--socket={sock}",
-                                       f"--pid-file={tmp / 'munged.pid'}", f"--log-file={logs['munged']}",
-                                       f"--seed-file={tmp / 'munged.seed'}"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        wait_for(lambda: sock.exists(), 20, "munged's socket")
-        host = socket.gethostname().split(".")[0]
-        node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0].split()
-        node = [w for w in node if not w.startswith(("NodeName=", "UpTime="))]
-        for d in ("state", "spool"):
-            (tmp / d).mkdir()
-        conf = tmp / "slurm.conf"
-        conf.write_text("\n".join([
-            "ClusterName=evalsuitetest", f"SlurmctldHost={host}(127.0.0.1)", "SlurmUser=root",
-            f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={sock}",
-            f"StateSaveLocation={tmp / 'state'}", f"SlurmdSpoolDir={tmp / 'spool'}",
-            f"SlurmctldPidFile={tmp / 'slurmctld.pid'}", f"SlurmdPidFile={tmp / 'slurmd.pid'}",
-            f"SlurmctldLogFile={tmp / 'slurmctld.log'}", f"SlurmdLogFile={tmp / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
-            "AccountingStorageType=accounting_storage/none", "SchedulerType=sched/builtin",
-            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "MpiDefault=none",
-            "ReturnToService=2", "MinJobAge=600", "KillWait=2", "SlurmdTimeout=60", "InactiveLimit=0",
-            f"NodeName={host} NodeAddr=127.0.0.1 {' '.join(node)} State=UNKNOWN",
-            f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]), encoding="utf-8")
-        os.environ["SLURM_CONF"] = str(conf)
-        # the jobs import this checkout, as the tests do
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in (old_env["PYTHONPATH"] or "").split(os.pathsep) if p])
-        for daemon in ("slurmctld", "slurmd"):
-            exe = shutil.which(daemon) or f"/usr/sbin/{daemon}"
-            args = [exe, "-D", "-f", str(conf)] + (["-i"] if daemon == "slurmctld" else [])
-            with open(tmp / f"{daemon}.out", "wb") as log:
-                procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
-            time.sleep(1.0)
-
-        def idle() -> bool:
-            r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False)
-            return r.returncode == 0 and r.stdout.strip() == "idle"
-
-        try:
-            wait_for(idle, 60, "the Slurm node to become idle", step=0.5)
-        except AssertionError:
-            tails = {f.name: f.read_text(errors="replace")[-1500:] for f in tmp.glob("*.log")} | \
-                    {f.name: f.read_text(errors="replace")[-1500:] for f in tmp.glob("*.out")}
-            pytest.fail(f"Slurm did not come up: {tails}")
-        yield tmp
+        with single_node_slurm(tmp_path_factory.mktemp("slurm")) as conf:
+            yield conf
     finally:
-        subprocess.run(["scancel", "--quiet", "--user=root"], capture_output=True, check=False) if "SLURM_CONF" in os.environ else None
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def _states(out: Path, s: Series) -> list[dict]:
@@ -161,7 +91,7 @@ def test_slurm_array_matches_local_max_parallel_honoured(slurm: Path, series_dir
         assert line in script, script
     # --max-parallel 1: no two jobs overlap in time
     spans = sorted((st["started"], st["ended"]) for st in _states(out, s))
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
     assert all(st["job_id"] in ids and st["host"] for st in _states(out, s))
     assert_same_numbers(out, reference)
     assert len(result_pairs(out)) == 2 * len(STEPS)

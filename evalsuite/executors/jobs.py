@@ -155,12 +155,17 @@ def _job_id() -> str | None:
     return None
 
 
-def _write_state(spec: JobSpec, out: Path, **fields: Any) -> None:
+def _write_state(spec: JobSpec, out: Path, by_job: bool = True, **fields: Any) -> None:
+    """Update the checkpoint's job state; ``by_job=False`` when the submitting host records a failure."""
     path = state_path(out, spec.series, spec.checkpoint)
     prev = read_json(path) or {}
-    attempt = int(prev.get("attempt", 0)) + (1 if fields.get("state") == "running" else 0)
-    rec = {"checkpoint": spec.checkpoint, "step": spec.step, "series": spec.series, "executor": spec.executor,
-           "host": socket.gethostname(), "pid": os.getpid(), "job_id": _job_id(), "attempt": attempt}
+    if fields.get("state") == "running":  # a new attempt starts from a clean record
+        rec = {"checkpoint": spec.checkpoint, "step": spec.step, "series": spec.series, "executor": spec.executor,
+               "attempt": int(prev.get("attempt", 0)) + 1}
+    else:
+        rec = dict(prev)
+    if by_job:
+        rec.update(host=socket.gethostname(), pid=os.getpid(), job_id=_job_id() or prev.get("job_id"))
     rec.update(fields)
     atomic_write_json(path, rec)
 

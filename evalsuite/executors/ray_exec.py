@@ -54,6 +54,6 @@ class RayExecutor:
             except Exception as e:  # noqa: BLE001 - worker died more often than retried, or the job raised
                 err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 now = time.time()
-                _write_state(spec, spec.config.output, state="failed", error=err, ended=now)
+                _write_state(spec, spec.config.output, by_job=False, state="failed", error=err, ended=now)
                 out.append(JobOutcome(spec.checkpoint, "failed", False, error=err, ended=now))
         return out

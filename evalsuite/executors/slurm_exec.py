@@ -93,18 +93,45 @@ class SlurmExecutor:
         self._jobs += list(zip(specs, jobs))
         return [str(j.job_id) for j in jobs]
 
-    def wait(self) -> list[JobOutcome]:
-        out = []
+    def wait(self, poll: float = 2.0) -> list[JobOutcome]:
+        """Wait for every job: its result file, or Slurm no longer knowing it as queued or running.
+
+        submitit's own ``result()`` asks ``sacct`` for a job's state; without an accounting
+        daemon a cancelled job would be waited for forever, so Slurm states come from
+        squeue/scontrol here, and a job that left the queue without a result failed.
+        """
         jobs, self._jobs = self._jobs, []
-        for spec, job in jobs:
-            try:
-                out.append(job.result())
-            except Exception as e:  # noqa: BLE001 - cancelled, timed out past requeues, node failure, or the job raised
-                err = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                now = time.time()
-                _write_state(spec, spec.config.output, state="failed", error=err, ended=now, job_id=str(job.job_id))
-                out.append(JobOutcome(spec.checkpoint, "failed", False, error=err, ended=now))
-        return out
+        outcomes: dict[int, JobOutcome] = {}
+        gone: dict[int, int] = {}
+        while len(outcomes) < len(jobs):
+            live = slurm_states([str(j.job_id) for _, j in jobs]) if self.scheduler == "slurm" else {}
+            for k, (spec, job) in enumerate(jobs):
+                if k in outcomes:
+                    continue
+                finished = job.paths.result_pickle.exists() if self.scheduler == "slurm" else job.done()
+                if finished:
+                    outcomes[k] = self._result(spec, job)
+                elif self.scheduler == "slurm" and str(job.job_id) not in live:
+                    gone[k] = gone.get(k, 0) + 1
+                    if gone[k] >= 3:  # not a race with the result file being written: the job ended without one
+                        outcomes[k] = self._failed(spec, job, "job ended without a result (cancelled, timed out or node lost)")
+                else:
+                    gone.pop(k, None)
+            if len(outcomes) < len(jobs):
+                time.sleep(poll)
+        return [outcomes[k] for k in range(len(jobs))]
+
+    def _result(self, spec: JobSpec, job: Any) -> JobOutcome:
+        try:
+            return job.result()
+        except Exception as e:  # noqa: BLE001 - the job raised, or submitit could not read its result
+            return self._failed(spec, job, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+
+    def _failed(self, spec: JobSpec, job: Any, err: str) -> JobOutcome:
+        now = time.time()
+        _write_state(spec, spec.config.output, by_job=False, state="failed", error=err, ended=now, job_id=str(job.job_id))
+        return JobOutcome(spec.checkpoint, "failed", False, error=err, ended=now)
+
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
     """State of each id that Slurm still knows as queued or running, from squeue (scontrol for stragglers)."""
