@@ -89,7 +89,7 @@ def run_command(series: Series | Callable[[], Series], series_spec: str, base: R
     ex = get_executor(opts.executor, log_dir, slurm, opts.ray, gpus)
     if opts.watch:
         say(f"watching {series_spec} every {opts.interval:g}s; one {opts.executor} job per complete checkpoint (Ctrl-C to stop)")
-        rep = sw.watch_sweep(series_spec, base, ex, opts.interval, say=say)
+        rep = sw.watch_sweep(series_spec, base, ex, opts.interval, say=say, wait=opts.wait)
     else:
         rep = sw.sweep(get_series(), base, ex, opts.resubmit_failed, wait=opts.wait, say=say)
     return report(rep, opts, echo, log_dir)

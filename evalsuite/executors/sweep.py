@@ -208,7 +208,7 @@ def _submit(specs: list[JobSpec], executor: Executor, report: SweepReport, say: 
 
 
 def watch_sweep(spec: str, base: RunConfig, executor: Executor, interval: float = 60.0, max_polls: int | None = None,
-                say: Callable[[str], None] | None = None) -> SweepReport:
+                say: Callable[[str], None] | None = None, wait: bool = True) -> SweepReport:
     """Poll ``spec``; submit a job for each checkpoint once it is completely written (Ctrl-C stops polling)."""
     say = say or (lambda s: None)
     watcher = CompletenessWatch()
@@ -236,7 +236,8 @@ def watch_sweep(spec: str, base: RunConfig, executor: Executor, interval: float 
             time.sleep(interval)
     except KeyboardInterrupt:
         say("stopped watching")
-    total.outcomes = executor.wait()
+    if wait:
+        total.outcomes = executor.wait()
     return total
 
 
