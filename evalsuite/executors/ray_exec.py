@@ -45,12 +45,13 @@ class RayExecutor:
             ids.append(ref.task_id().hex())
         return ids
 
-    def wait(self) -> list[JobOutcome]:
+    def wait(self, timeout: float | None = None) -> list[JobOutcome]:
+        """Outcomes of every submitted task; one not finished after ``timeout`` seconds (each) is a failure."""
         out = []
         pending, self._pending = self._pending, []
         for spec, ref in pending:
             try:
-                out.append(self.ray.get(ref))
+                out.append(self.ray.get(ref, timeout=timeout))
             except Exception as e:  # noqa: BLE001 - worker died more often than retried, or the job raised
                 err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 now = time.time()
