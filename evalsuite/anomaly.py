@@ -4,24 +4,24 @@ A checkpoint whose suite score lies inside the chance interval while both
 neighbouring checkpoints lie above it is far more often a corrupted shard read
 than a real training event, so it is flagged for a re-check.
 
-Scale: per task, the median across prompt variants of the normalized headline
-score (0 = the random baseline, as in the early-signal statistics); the suite
-score is the mean over tasks. The chance interval of a task is where a random
-guesser lands with 95% probability: up to ``b + 1.96·sqrt(b(1−b)/n)`` on the raw
-scale (b the random baseline as a fraction, n examples), normalized like the
-score. The suite's upper bound is the mean of its tasks' bounds. Tasks with a
-lower-is-better headline (bits per byte) have no chance level and are left out.
+Both numbers come from the run record, not from a formula of our own: per task the
+headline (max over prompt variants of the normalized score) and the upper end of
+its chance interval (``chance_high``: the central 95% of the same statistic for as
+many chance-level prompts, see docs/metrics.md). The suite score is the mean of the
+task headlines; the suite's chance upper end is the mean of the tasks' upper ends (a
+conservative bound for the mean). Tasks that are not normalized (bits per byte,
+perplexity) have no chance level and are left out.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.series import normalized
+HEADLINE = "max"
+"""The across-prompt statistic suite scores are built from."""
 
 
 @dataclass(frozen=True)
@@ -33,36 +33,18 @@ class SuitePoint:
     chance_upper: float
 
 
-def chance_upper(baseline: float, n: int) -> float:
-    """Upper end of the 95% chance interval on the normalized scale, for baseline ``baseline`` (0-100)."""
-    if n <= 0 or baseline <= 0 or baseline >= 100:
-        return 0.0
-    p = baseline / 100.0
-    upper = baseline + 100.0 * 1.96 * math.sqrt(p * (1 - p) / n)
-    return normalized(min(upper, 100.0), baseline) or 0.0
-
-
-def task_point(task: dict[str, Any]) -> tuple[float, float] | None:
-    """(median normalized score, chance upper bound) of one task entry of a results record."""
-    head = task.get("headline_metric")
-    scores, uppers = [], []
-    for p in task.get("prompts", {}).values():
-        m = p.get("metrics", {}).get(head, {})
-        v = m.get("value")
-        if v is None or not m.get("higher_is_better", True):
-            continue
-        b = p.get("random_baseline", {}).get(head)
-        nv = normalized(v, b)
-        if nv is None:
-            continue
-        scores.append(nv)
-        uppers.append(chance_upper(b or 0.0, int(p.get("n") or 0)))
-    if not scores:
+def task_point(task: Any) -> tuple[float, float] | None:
+    """(headline, chance interval's upper end) of one ``TaskRecord``; None when it has no chance level."""
+    agg = getattr(task, "aggregate", None)
+    if agg is None or not agg.normalizable:
         return None
-    return statistics.median(scores), statistics.fmean(uppers)
+    h = agg.headlines.get(HEADLINE)
+    if h is None or h.chance_high is None:
+        return None
+    return h.value, h.chance_high
 
 
-def suite_point(step: int, tasks: dict[str, dict[str, Any]]) -> SuitePoint | None:
+def suite_point(step: int, tasks: dict[str, Any]) -> SuitePoint | None:
     pts = [tp for t in tasks.values() if (tp := task_point(t)) is not None]
     if not pts:
         return None
@@ -79,18 +61,17 @@ def collapsed(points: list[SuitePoint]) -> list[int]:
     return out
 
 
-def tasks_by_fingerprint(out_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per model fingerprint, per task, the newest results entry in ``out_dir``."""
+def tasks_by_fingerprint(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per model fingerprint, per task, the newest ``TaskRecord`` in ``out_dir``."""
     from evalsuite.track import _load, _results_files
 
-    by_fp: dict[str, dict[str, dict[str, Any]]] = {}
+    by_fp: dict[str, dict[str, Any]] = {}
     for f in sorted(_results_files(out_dir)):  # oldest first, newer overwrite
         rec = _load(f)
         if rec is None:
             continue
-        fp = rec.get("model", {}).get("fingerprint")
-        for name, t in rec.get("tasks", {}).items():
-            by_fp.setdefault(fp, {})[name] = t
+        for name, t in rec.tasks.items():
+            by_fp.setdefault(rec.model.fingerprint or "", {})[name] = t
     return by_fp
 
 

@@ -12,6 +12,8 @@ import typer
 
 from evalsuite import __version__
 from evalsuite.core.errors import EvalsuiteError, SpecError
+from evalsuite.metrics import registry
+from evalsuite.record import RunRecord
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate language models on multilingual and Arabic-first task suites.")
@@ -75,24 +77,34 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
     """evalsuite: evaluation harness and static leaderboards."""
 
 
-def format_table(result_record: dict[str, Any]) -> str:
-    """A plain-text score table: one row per task × prompt variant."""
-    rows = [("task", "prompt", "n", "headline", "value", "baseline", "other metrics")]
-    for task, t in result_record["tasks"].items():
-        head = t["headline_metric"]
-        for pid, p in t["prompts"].items():
-            m = p["metrics"]
-            hv = m.get(head, {}).get("value")
-            base = p["random_baseline"].get(head)
-            others = ", ".join(f"{k}={_fmt(v['value'])}" for k, v in m.items() if k != head)
-            rows.append((task, pid, str(p["n"]), head, _fmt(hv), _fmt(base), others))
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+def format_table(rec: RunRecord) -> str:
+    """A plain-text score table: one row per task × prompt variant, then each task's headline with n and chance."""
+    rows = [("task", "prompt", "n", "headline", "value", "baseline", "normalized", "other metrics")]
+    summary = []
+    for task, t in rec.tasks.items():
+        head = t.headline_metric
+        norm = t.aggregate.normalized if t.aggregate else {}
+        for pid, p in t.prompts.items():
+            m = p.metrics
+            hv = m[head].value if head in m else None
+            base = m[head].baseline if head in m else None
+            others = ", ".join(f"{k}={_fmt(v.value)}" for k, v in m.items() if k != head)
+            rows.append((task, pid, str(p.n), head, _fmt(hv), _fmt(base), _fmt(norm.get(pid)), others))
+        h = t.aggregate.headlines.get("max") if t.aggregate else None
+        if h is not None:
+            n = f"n={t.n_examples}" + (f"/{t.n_full}" if t.n_full is not None and t.n_full != t.n_examples else "")
+            what = "normalized" if t.aggregate and t.aggregate.normalizable else "raw (lower is better)" \
+                if not (registry.find(head) or registry.get("acc")).higher_is_better else "raw"
+            ci = f" [{_fmt(h.ci_low)}, {_fmt(h.ci_high)}]" if h.ci_low is not None else ""
+            chance = f"; chance {_fmt(h.chance)} [{_fmt(h.chance_low)}, {_fmt(h.chance_high)}]" if h.chance is not None else ""
+            summary.append(f"{task}: best prompt {_fmt(h.value)}{ci} {what}{chance}; {n}")
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     lines = []
     for k, r in enumerate(rows):
-        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(6)) + "  " + r[6])
+        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(7)) + "  " + r[7])
         if k == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 13)
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + summary)
 
 
 def _fmt(v: Any) -> str:
@@ -154,12 +166,12 @@ def run(
     )
     result = _guard(lambda: do_run(cfg, progress=not quiet, argv=["evalsuite"] + sys.argv[1:]))
     typer.echo(format_table(result.record))
-    t = result.record["timings"]
+    t = result.record.timings
     typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
                f"in {t['compute_s']:.1f}s compute, {t['total_s']:.1f}s total")
-    for name, why in result.record.get("skipped_tasks", {}).items():
+    for name, why in result.record.skipped_tasks.items():
         typer.echo(f"skipped {name}: no data ({why})", err=True)
-    bad = {name: sum(len(p["errors"]) for p in task["prompts"].values()) for name, task in result.record["tasks"].items()}
+    bad = {name: sum(len(p.errors) for p in task.prompts.values()) for name, task in result.record.tasks.items()}
     for name, n in bad.items():
         if n:
             typer.echo(f"warning: {name}: {n} example(s) dropped because the model returned non-finite log-probabilities "
@@ -277,6 +289,23 @@ def tasks_docs(
 
     atomic_write_bytes(out, render_tasks_md(Catalog.discover()).encode("utf-8"))
     typer.echo(str(out))
+
+
+@app.command("docs")
+def docs_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path("docs"),
+) -> None:
+    """Write docs/tasks.md, docs/metrics.md and docs/results-schema.md from the code that defines them."""
+    from evalsuite.metrics.registry import metrics_markdown
+    from evalsuite.record import schema_markdown
+    from evalsuite.spec.catalog import Catalog
+    from evalsuite.store import atomic_write_bytes
+    from evalsuite.taskdocs import render_tasks_md
+
+    for name, text in (("tasks.md", render_tasks_md(Catalog.discover())), ("metrics.md", metrics_markdown()),
+                       ("results-schema.md", schema_markdown())):
+        atomic_write_bytes(out / name, text.encode("utf-8"))
+        typer.echo(str(out / name))
 
 
 @app.command()
@@ -596,6 +625,33 @@ def sweep(
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
     code = _guard(lambda: run_command(lambda: series_of_models(models, name), name or "sweep", base, opts, typer.echo, say))
     raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Results JSON of model A.")],
+    b: Annotated[Path, typer.Argument(help="Results JSON of model B (same tasks, same examples).")],
+    n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates.", min=100, max=100_000)] = 2000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per-task paired differences of the headline (max over prompts, normalized), with intervals and p-values."""
+    from dataclasses import asdict
+
+    from evalsuite.compare import compare as do_compare
+
+    rows = _guard(lambda: do_compare(a, b, n_boot))
+    if json_out:
+        typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"A = {a}\nB = {b}\n(normalized headline: max over prompts, re-selected in every bootstrap replicate)")
+    typer.echo(f"{'task':<22} {'metric':<12} {'A':>7} {'B':>7} {'A-B':>7} {'95% CI':>17} {'p':>7} {'n':>6}  McNemar")
+    for r in rows:
+        if r.diff is None:
+            typer.echo(f"{r.task:<22} {r.metric:<12} {r.note}")
+            continue
+        ci = f"[{r.ci[0]:.2f}, {r.ci[1]:.2f}]" if r.ci else "–"
+        mc = f"{r.mcnemar_p:.4f}" if r.mcnemar_p is not None else "–"
+        typer.echo(f"{r.task:<22} {r.metric:<12} {r.a:7.2f} {r.b:7.2f} {r.diff:7.2f} {ci:>17} {r.p:7.4f} {r.n:6d}  {mc}")
 
 
 @app.command()

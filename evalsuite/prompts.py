@@ -174,7 +174,9 @@ def build(
                                        label=lab, label_text=lab_text)
                         reqs += tuple(Request(RequestKind.LOGLIKELIHOOD, ctx, p.target_delimiter + w) for w in p.yes_no)
                 case OutputType.GENERATE:
-                    reqs = (Request(RequestKind.GENERATE, context, "", gen),)
+                    g_p = gen if p.stop is None or gen is None else GenerationParams(gen.max_new_tokens, tuple(p.stop),
+                                                                                   gen.repetition_penalty)
+                    reqs = (Request(RequestKind.GENERATE, context, "", g_p),)
                 case OutputType.TARGET_LOGLIKELIHOOD:
                     if not target:
                         raise SpecError(task.problem(("doc_to_target",), f"empty target word for {ex.origin}"))

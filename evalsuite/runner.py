@@ -23,10 +23,11 @@ from evalsuite.cache import RequestCache, namespace
 from evalsuite.core.records import Request, Response, stable_hash
 from evalsuite.data import choose_data_dir, shot_rows, source_rows, to_examples
 from evalsuite.prompts import PromptedExample, build
-from evalsuite.scoring import PromptScore, score_task
+from evalsuite.record import SCHEMA, MetricRecord, ModelRecord, PromptRecord, RunRecord, TaskRecord, aggregate_record
+from evalsuite.scoring import PromptScore, aggregate_prompts, score_task
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.spec.loader import LoadedTask
-from evalsuite.store import SCHEMA, atomic_write_json, atomic_write_jsonl, safe_name
+from evalsuite.store import atomic_write_json, atomic_write_jsonl, safe_name
 
 
 @dataclass
@@ -89,12 +90,16 @@ class PreparedTask:
     prompted: list[PromptedExample]
     n_examples: int
     source: str
+    n_full: int | None = None
+    """Examples in the data before the limit."""
+    limit: int | None = None
+    shots: int = 0
 
 
 @dataclass
 class RunResult:
     results_path: Path
-    record: dict[str, Any]
+    record: RunRecord
     scores: dict[str, list[PromptScore]]
 
 
@@ -115,6 +120,7 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
             skipped[task.spec.task] = str(e).splitlines()[0]
             continue
         examples = to_examples(task, rows, renamed)
+        n_full = len(examples)
         limit = cfg.limit if cfg.limit is not None else suite_limit
         if limit is not None:
             examples = examples[:limit]
@@ -133,7 +139,7 @@ def prepare_with_skips(cfg: RunConfig, catalog: Catalog | None = None) -> tuple[
         prompted = build(task, examples, rows.label_map, cfg.prompts, shots, pool, pool_map)
         if not prompted:
             raise UsageError(f"task {task.spec.task}: no prompt variant selected (--prompts {','.join(cfg.prompts or [])})")
-        prepared.append(PreparedTask(task, prompted, len(examples), rows.source))
+        prepared.append(PreparedTask(task, prompted, len(examples), rows.source, n_full, limit, k))
     if skipped and not prepared:
         raise DataUnavailableError("no task has data available:\n" + "\n".join(f"  {k}: {v}" for k, v in skipped.items()))
     return prepared, skipped
@@ -339,7 +345,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
     out_dir = cfg.output / safe_name(cfg.model)
     run_key = stable_hash([identity, _config_record(cfg), [p.task.hash for p in prepared]], 12)
-    tasks_out: dict[str, Any] = {}
+    tasks_out: dict[str, TaskRecord] = {}
     scores: dict[str, list[PromptScore]] = {}
     flat: dict[str, dict[str, float | None]] = {}
     for p in prepared:
@@ -349,46 +355,24 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         samples_name = f"samples_{p.task.spec.task}_{run_key}.jsonl"
         atomic_write_jsonl(out_dir / samples_name, (s.record for s in samples))
         spec = p.task.spec
-        tasks_out[spec.task] = {
-            "spec_hash": p.task.hash,
-            "version": spec.version,
-            "file": p.task.display,
-            "output_type": spec.output_type.value,
-            "languages": spec.languages,
-            "category": spec.category,
-            "headline_metric": spec.metrics[0].name,
-            "data_source": p.source,
-            "n_examples": p.n_examples,
-            "samples_file": samples_name,
-            "prompts": {
-                s.prompt_id: {
-                    "n": s.n,
-                    "metrics": {k: asdict(v) for k, v in s.metrics.items()},
-                    "random_baseline": s.random_baseline,
-                    "n_truncated": s.n_truncated,
-                    "errors": s.errors,
-                    "majority_baseline": s.majority_baseline,
-                    "details": s.details,
-                }
-                for s in ps
-            },
-            "spec": spec.model_dump(mode="json"),
-        }
+        tasks_out[spec.task] = TaskRecord(
+            spec_hash=p.task.hash, version=spec.version, file=p.task.display, output_type=spec.output_type.value,
+            languages=list(spec.languages), category=spec.category, headline_metric=spec.metrics[0].name,
+            data_source=p.source, n_examples=p.n_examples, n_full=p.n_full, limit=p.limit, shots=p.shots,
+            samples_file=samples_name,
+            prompts={s.prompt_id: PromptRecord(s.n, {k: MetricRecord(**asdict(v)) for k, v in s.metrics.items()},
+                                               s.n_truncated, s.errors, s.details) for s in ps},
+            aggregate=aggregate_record(aggregate_prompts(spec.metrics[0].name, ps)),
+            title=spec.title, spec=spec.model_dump(mode="json"))
         flat[spec.task] = {f"{k},{s.prompt_id}": v.value for s in ps for k, v in s.metrics.items()}
     t_end = time.perf_counter()
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "evalsuite_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": argv if argv is not None else sys.argv,
-        "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
-                  "series": cfg.series, "step": cfg.step},
-        "config": _config_record(cfg),
-        "skipped_tasks": skipped,
-        "results": flat,
-        "tasks": tasks_out,
-        "versions": _versions(),
-        "timings": {
+    record = RunRecord(
+        schema=SCHEMA, evalsuite_version=__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        command=list(argv if argv is not None else sys.argv),
+        model=ModelRecord(cfg.model, _model_fingerprint(cfg.model, identity), identity, cfg.series, cfg.step),
+        config=_config_record(cfg), tasks=tasks_out, skipped_tasks=skipped, results=flat, versions=_versions(),
+        timings={
             "prepare_s": round(t_prep - t0, 3),
             "model_load_s": round(t_load - t_prep, 3),
             "compute_s": round(t_compute - t_load, 3),
@@ -405,7 +389,7 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
             "cache": {"enabled": cache is not None, "hits": len(requests) - len(todo), "computed": len(todo),
                       "namespace": namespace(identity) if cache is not None else None},
         },
-    }
+    )
     path = out_dir / f"results_{stamp}-{os.getpid()}.json"
-    atomic_write_json(path, record)
+    atomic_write_json(path, record.to_dict())
     return RunResult(path, record, scores)

@@ -156,15 +156,25 @@ class CompletenessWatch:
 
 # ---------------------------------------------------------------- statistics
 
-def normalized(score: float | None, baseline: float | None, higher_is_better: bool = True) -> float | None:
-    """100·max(0, (s−b)/(100−b)) for bounded higher-is-better scores; raw otherwise."""
-    if score is None:
+def step_scores(step: int, task: Any) -> StepScores | None:
+    """One task of one checkpoint for curves and statistics, from its run record: the one path for
+    ``evalsuite signal``, ``track`` and the series page.
+
+    Normalized tasks: per-prompt normalized scores, baseline 0. Tasks whose headline is not normalized
+    (bits per byte, perplexity: lower is better) enter with their raw values negated, so that "higher is
+    better" holds for every statistic; they have no baseline, so signal-to-noise and non-randomness are
+    left undefined for them, and the page plots their raw values.
+    """
+    agg = getattr(task, "aggregate", None)
+    if agg is None or not agg.normalized:
         return None
-    if not higher_is_better or baseline is None:
-        return score
-    if baseline >= 100:
-        return 0.0
-    return 100.0 * max(0.0, (score - baseline) / (100.0 - baseline))
+    if agg.normalizable:
+        return StepScores(step, dict(agg.normalized), 0.0)
+    from evalsuite.metrics import registry
+
+    d = registry.find(agg.metric)
+    sign = -1.0 if d is None or not d.higher_is_better else 1.0
+    return StepScores(step, {k: sign * v for k, v in agg.normalized.items()}, None, sign)
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -207,8 +217,10 @@ class StepScores:
 
     step: int
     by_prompt: dict[str, float]
-    baseline: float
-    """Random baseline on the normalized scale (0 after normalization; kept for raw metrics)."""
+    baseline: float | None
+    """Baseline on the same scale (0 after normalization; None for raw metrics such as bits per byte)."""
+    sign: float = 1.0
+    """−1 when ``by_prompt`` holds negated raw values of a lower-is-better metric (plot ``sign · value``)."""
 
     @property
     def median(self) -> float:
@@ -265,15 +277,17 @@ def task_signal(task: str, points: list[StepScores], window: int = 3, seed_std: 
     pts = sorted(points, key=lambda p: p.step)
     steps = [p.step for p in pts]
     med = [p.median for p in pts]
-    base = statistics.fmean(p.baseline for p in pts) if pts else 0.0
+    has_base = all(p.baseline is not None for p in pts)
+    base = statistics.fmean(p.baseline for p in pts if p.baseline is not None) if pts and has_base else 0.0
     mono = spearman([float(s) for s in steps], med)
     tail = pts[-window:]
     single_prompt = all(len(p.by_prompt) < 2 for p in pts)
-    if seed_std is None and single_prompt:
-        # no across-prompt (or across-seed) noise estimate: SNR and non-randomness are undefined, not infinite
+    if (seed_std is None and single_prompt) or not has_base:
+        # no across-prompt (or across-seed) noise estimate, or no baseline to stand above:
+        # SNR and non-randomness are undefined, not infinite
         tail = []
     noise = seed_std if seed_std is not None else (statistics.fmean(p.spread for p in tail) if tail else 0.0)
-    above = statistics.fmean(p.median - p.baseline for p in tail) if tail else 0.0
+    above = statistics.fmean(p.median - (p.baseline or 0.0) for p in tail) if tail else 0.0
     eps = 1e-9
     snr = None if not tail else (above / noise if noise > eps else (math.inf if above > eps else 0.0))
     best = max(med) if med else 0.0

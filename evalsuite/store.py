@@ -15,7 +15,7 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import IO, Any, Iterable, Iterator
 
-SCHEMA = "evalsuite.results/1"
+from evalsuite.record import SCHEMA, RunRecord, read_record  # noqa: F401  (re-exported: the one reader)
 
 
 def _file_mode() -> int:
@@ -74,12 +74,9 @@ def atomic_write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
             f.write("\n")
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not an evalsuite results file (schema {SCHEMA})")
-    return data
+def read_results(path: Path) -> RunRecord:
+    """The run record of a results file (``record.read_record``)."""
+    return read_record(path)
 
 
 def safe_name(text: str, limit: int = 80) -> str:

@@ -20,8 +20,9 @@ from evalsuite.core.errors import EvalsuiteError, ModelLoadError
 from evalsuite.fingerprint import fingerprint
 from evalsuite.runner import RunConfig, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
-from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, normalized, task_signal
-from evalsuite.store import SCHEMA, atomic_write_json, safe_name
+from evalsuite.record import RecordError, RunRecord, read_record
+from evalsuite.series import Checkpoint, CompletenessWatch, Series, StepScores, discover, step_scores, task_signal
+from evalsuite.store import atomic_write_json, safe_name
 
 # settings that change numbers: results made with other values are not reused
 _MATCH_KEYS = ("limit", "prompts", "shots", "seed", "backend", "dtype", "max_length", "add_bos", "data_dir")
@@ -43,12 +44,11 @@ def _results_files(out_dir: Path) -> list[Path]:
     return sorted(out_dir.glob("*/results_*.json"), reverse=True) if out_dir.is_dir() else []
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def _load(path: Path) -> RunRecord | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_record(path)
+    except RecordError:
         return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
 def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str, str]) -> set[str]:
@@ -57,13 +57,12 @@ def existing_tasks(out_dir: Path, fp: str, cfg: RunConfig, task_hashes: dict[str
     want = {k: _cfg_value(cfg, k) for k in _MATCH_KEYS}
     for f in _results_files(out_dir):
         rec = _load(f)
-        if rec is None or rec.get("model", {}).get("fingerprint") != fp:
+        if rec is None or rec.model.fingerprint != fp:
             continue
-        conf = rec.get("config", {})
-        if any(conf.get(k) != v for k, v in want.items()):
+        if any(rec.config.get(k) != v for k, v in want.items()):
             continue
-        for name, t in rec.get("tasks", {}).items():
-            if task_hashes.get(name) == t.get("spec_hash"):
+        for name, t in rec.tasks.items():
+            if task_hashes.get(name) == t.spec_hash:
                 done.add(name)
     return done
 
@@ -122,7 +121,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
         report.models_loaded += 1
-        report.backend_calls += int(res.record["timings"].get("backend_calls") or 0)
+        report.backend_calls += int(res.record.timings.get("backend_calls") or 0)
         report.evaluated.append(cp.name)
         report.results.append(res.results_path)
         say(f"evaluated {label}: {res.results_path}")
@@ -178,39 +177,22 @@ def watch(spec: str, base: RunConfig, interval: float = 60.0, newest_first: bool
 
 def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
     """Per task, the normalized headline score per prompt at each checkpoint (newest results win)."""
-    by_fp: dict[str, dict[str, dict[str, Any]]] = {}
+    by_fp: dict[str, dict[str, Any]] = {}
     for f in sorted(_results_files(out_dir)):  # oldest first, newer overwrite
         rec = _load(f)
         if rec is None:
             continue
-        fp = rec.get("model", {}).get("fingerprint")
-        for name, t in rec.get("tasks", {}).items():
-            by_fp.setdefault(fp, {})[name] = t
+        for name, t in rec.tasks.items():
+            by_fp.setdefault(rec.model.fingerprint or "", {})[name] = t
     per_task: dict[str, list[StepScores]] = {}
-    first_raw: dict[str, float] = {}
     for cp in series.checkpoints:
         if cp.step is None:
             continue
         fp = fingerprint(str(cp.path))
         for name, t in sorted(by_fp.get(fp, {}).items()):
-            head = t.get("headline_metric")
-            scores: dict[str, float] = {}
-            baseline = 0.0
-            for pid, p in t.get("prompts", {}).items():
-                m = p.get("metrics", {}).get(head, {})
-                v = m.get("value")
-                if v is None:
-                    continue
-                if m.get("higher_is_better", True):
-                    nv = normalized(v, p.get("random_baseline", {}).get(head))
-                else:  # lower is better (bits per byte): improvement over the first checkpoint
-                    key = f"{name}/{pid}"
-                    first_raw.setdefault(key, v)
-                    nv = first_raw[key] - v
-                if nv is not None:
-                    scores[pid] = nv
-            if scores:
-                per_task.setdefault(name, []).append(StepScores(cp.step, scores, baseline))
+            pt = step_scores(cp.step, t)
+            if pt is not None:
+                per_task.setdefault(name, []).append(pt)
     return per_task
 
 

@@ -32,7 +32,8 @@ def test_run_writes_results_and_samples(tmp_path: Path):
     t = rec["tasks"]["demo_sentiment_ar"]
     assert set(t["prompts"]) == {"native", "native_short", "en_instruct"}
     assert t["prompts"]["native"]["n"] == 24
-    assert t["prompts"]["native"]["random_baseline"]["acc"] == 50.0
+    assert t["prompts"]["native"]["metrics"]["acc"]["baseline"] == 50.0  # balanced two-way task: 50 by every candidate
+    assert t["aggregate"]["metric"] == "acc" and set(t["aggregate"]["headlines"]) == {"max", "median", "mean"}
     assert len(t["spec_hash"]) == 16 and t["spec"]["task"] == "demo_sentiment_ar"
     assert rec["model"]["fingerprint"] == "fake-fake-model"
     assert "python" in rec["versions"] and rec["timings"]["unique_requests"] > 0
@@ -65,9 +66,9 @@ def test_identical_requests_are_computed_once(tmp_path: Path):
               progress=False)
     r = run(RunConfig(model="m", tasks=f"demo_sentiment_ar,{other}", output=tmp_path / "o", use_cache=False), backend=fb,
             progress=False)
-    assert r.record["timings"]["requests"] == 2 * one.record["timings"]["requests"]
-    assert r.record["timings"]["unique_requests"] == one.record["timings"]["unique_requests"]
-    assert len(fb.seen) == len(set(fb.seen)) == r.record["timings"]["unique_requests"]
+    assert r.record.timings["requests"] == 2 * one.record.timings["requests"]
+    assert r.record.timings["unique_requests"] == one.record.timings["unique_requests"]
+    assert len(fb.seen) == len(set(fb.seen)) == r.record.timings["unique_requests"]
 
 
 def test_limit_prompts_and_shots(tmp_path: Path):

@@ -141,30 +141,16 @@ def test_watch_submits_a_job_for_a_checkpoint_that_appears(series_dir: Path, tmp
 
 # ---------------------------------------------------------------- anomaly guard
 
-def _fake_record(out: Path, fp: str, step: int, acc: float, n: int = 200) -> None:
-    """A results record with one two-choice task whose accuracy is ``acc`` (baseline 50)."""
-    from evalsuite.store import SCHEMA, atomic_write_json
+def test_anomaly_guard_flags_a_collapse_between_good_neighbours():
+    from evalsuite.anomaly import SuitePoint, collapsed
 
-    prompts = {p: {"n": n, "metrics": {"acc": {"value": acc + d, "higher_is_better": True}}, "random_baseline": {"acc": 50.0}}
-               for p, d in (("a", 0.0), ("b", 1.0), ("c", -1.0))}
-    atomic_write_json(out / f"m{step}" / f"results_{step}.json", {
-        "schema": SCHEMA, "model": {"fingerprint": fp, "step": step}, "config": {},
-        "tasks": {"t": {"headline_metric": "acc", "spec_hash": "x", "prompts": prompts}}})
+    def pts(scores: list[float]) -> list[SuitePoint]:
+        return [SuitePoint(1000 * (k + 1), v, 8.0) for k, v in enumerate(scores)]
 
-
-def test_anomaly_guard_flags_a_collapse_between_good_neighbours(tmp_path: Path):
-    from evalsuite.anomaly import chance_upper, series_anomalies
-
-    # 95% chance interval of a 2-choice task with 200 examples: up to 50 + 6.93 points raw
-    assert abs(chance_upper(50.0, 200) - 100 * (1.96 * (0.25 / 200) ** 0.5 * 100) / 50) < 1e-9
-    accs = {1000: 70.0, 2000: 74.0, 3000: 51.0, 4000: 78.0, 5000: 52.0}
-    for step, acc in accs.items():
-        _fake_record(tmp_path, f"fp{step}", step, acc)
-    points, flagged = series_anomalies([(s, f"fp{s}") for s in accs], tmp_path)
-    assert len(points) == 5
-    assert flagged == [3000]  # 5000 is at chance too, but has no later neighbour above it
-    _fake_record(tmp_path, "fp4000", 4000, 53.0)  # the next checkpoint collapses too: a real trend, not one bad read
-    assert series_anomalies([(s, f"fp{s}") for s in accs], tmp_path)[1] == []
+    assert collapsed(pts([20.0, 24.0, 5.0, 28.0, 6.0])) == [3000]  # the last is at chance too, but has no later neighbour
+    assert collapsed(pts([20.0, 24.0, 8.0, 28.0])) == [3000]  # the upper end itself is inside the interval
+    assert collapsed(pts([20.0, 24.0, 5.0, 6.0, 28.0])) == []  # two in a row: a trend, not one bad read
+    assert collapsed(pts([5.0, 24.0, 6.0])) == []  # a neighbour at chance
 
 
 def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, tmp_path: Path):
@@ -181,17 +167,16 @@ def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, t
     fps = {c.step: fingerprint(str(c.path)) for c in s.checkpoints}
     for c in s.checkpoints:
         write_memo(out, c.path, fps[c.step])
-    # neighbours well above chance, the middle one at chance
+    # neighbours well above chance, the middle one at chance (the record's own chance interval)
     for f in out.glob("*/results_*.json"):
         rec = json.loads(f.read_text(encoding="utf-8"))
         step = next(k for k, v in fps.items() if v == rec["model"]["fingerprint"])
         for t in rec["tasks"].values():
-            head = t["headline_metric"]
-            for p in t["prompts"].values():
-                b = p["random_baseline"].get(head) or 0.0
-                p["n"] = 400
-                p["metrics"][head]["value"] = b if step == 30 else min(100.0, b + 40.0)
-                p["metrics"][head]["higher_is_better"] = True
+            agg = t.get("aggregate")
+            if not agg or not agg["normalizable"]:
+                continue
+            h = agg["headlines"]["max"]
+            h["value"] = h["chance"] if step == 30 else h["chance_high"] + 30.0
         f.write_text(json.dumps(rec), encoding="utf-8")
     rows = {r.step: r for r in status(s, base)}
     assert [rows[k].anomaly for k in STEPS] == [False, True, False]

@@ -227,9 +227,9 @@ def test_acc_pmi_and_lm_metrics_from_a_real_run(tmp_path):
 
     r = run(RunConfig(model="m", tasks="demo_sentiment_ar,demo_bpb_ar", backend="fake", output=tmp_path, use_cache=False),
             progress=False)
-    t = r.record["tasks"]["demo_sentiment_ar"]
-    for pid, p in t["prompts"].items():
-        lines = [json.loads(x) for x in (r.results_path.parent / t["samples_file"]).read_text(encoding="utf-8").splitlines()]
+    t = r.record.tasks["demo_sentiment_ar"]
+    for pid, p in t.prompts.items():
+        lines = [json.loads(x) for x in (r.results_path.parent / t.samples_file).read_text(encoding="utf-8").splitlines()]
         hits = []
         for s in lines:
             if s["prompt_id"] != pid:
@@ -240,11 +240,11 @@ def test_acc_pmi_and_lm_metrics_from_a_real_run(tmp_path):
             assert all(q["context"] == "" for q in s["requests"][k:2 * k])
             pred = max(range(k), key=lambda i: cond[i] - uncond[i])
             hits.append(100.0 * (pred == s["gold"]))
-        assert abs(p["metrics"]["acc_pmi"]["value"] - sum(hits) / len(hits)) < TOL
-    b = r.record["tasks"]["demo_bpb_ar"]["prompts"]["plain"]["metrics"]
-    lines = [json.loads(x) for x in (r.results_path.parent / r.record["tasks"]["demo_bpb_ar"]["samples_file"]).read_text(encoding="utf-8").splitlines()]
+        assert abs(p.metrics["acc_pmi"].value - sum(hits) / len(hits)) < TOL
+    b = r.record.tasks["demo_bpb_ar"].prompts["plain"].metrics
+    lines = [json.loads(x) for x in (r.results_path.parent / r.record.tasks["demo_bpb_ar"].samples_file).read_text(encoding="utf-8").splitlines()]
     ll = sum(s["requests"][0]["loglikelihood"] for s in lines)
     chars = sum(len(s["requests"][0]["context"]) for s in lines)
     words = sum(len(s["requests"][0]["context"].split()) for s in lines)
-    assert abs(b["bits_per_char"]["value"] - (-ll / (math.log(2) * chars))) < 1e-9
-    assert abs(b["word_perplexity"]["value"] - math.exp(-ll / words)) < 1e-6 * b["word_perplexity"]["value"]
+    assert abs(b["bits_per_char"].value - (-ll / (math.log(2) * chars))) < 1e-9
+    assert abs(b["word_perplexity"].value - math.exp(-ll / words)) < 1e-6 * b["word_perplexity"].value

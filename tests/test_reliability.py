@@ -182,9 +182,9 @@ def test_nan_log_probs_are_reported_per_task_and_the_run_goes_on(tiny_model, tmp
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path, use_cache=False,
                         share_prefixes=False), backend=b, progress=False)
     assert b._packed_ok is (True if packing else None)  # the engine under test did the work
-    p = res.record["tasks"]["demo_sentiment_ar"]["prompts"]["native"]
-    assert p["errors"] and all("non-finite" in e for e in p["errors"])
-    assert 0 < p["n"] < 24 and p["metrics"]["acc"]["value"] is not None
+    p = res.record.tasks["demo_sentiment_ar"].prompts["native"]
+    assert p.errors and all("non-finite" in e for e in p.errors)
+    assert 0 < p.n < 24 and p.metrics["acc"].value is not None
 
 
 @pytest.mark.parametrize("packing", [True, False], ids=["packed", "prefix-cache"])
@@ -203,14 +203,14 @@ def test_out_of_memory_halves_the_batch_and_matches(tiny_model, tmp_path, packin
     body.forward = small_device
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path / "b", use_cache=False),
               backend=b, progress=False)
-    assert res.record["timings"]["oom_retries"] > 0
+    assert res.record.timings["oom_retries"] > 0
     assert b._packed_ok is (True if packing else None)
     assert _samples(res.results_path) == pytest.approx(_samples(ref.results_path), abs=1e-4)
 
 
 def test_trust_remote_code_is_off_by_default_and_recorded(tmp_path):
     r = run(RunConfig(model="m", tasks="demo_sentiment_ar", backend="fake", output=tmp_path, use_cache=False), progress=False)
-    assert r.record["config"]["trust_remote_code"] is False
+    assert r.record.config["trust_remote_code"] is False
     src = (ROOT / "evalsuite" / "backends" / "hf.py").read_text(encoding="utf-8")
     assert "trust_remote_code=True" not in src
 

@@ -83,6 +83,8 @@ def test_track_is_incremental_and_scores_move_with_training(series_dir: Path, tm
     assert all(r["model"]["series"] == "exp1" and r["model"]["step"] in STEPS for r in recs)
     rows = signal_table(s, out)
     assert {r["task"] for r in rows} == {"demo_lastword_ar", "demo_sentiment_ar", "demo_bpb_ar"}
+    bpb = next(r for r in rows if r["task"] == "demo_bpb_ar")
+    assert bpb["snr"] is None and bpb["non_randomness"] is None  # no baseline for a raw metric: undefined, not invented
 
 
 def test_signal_statistics_match_hand_computation():
@@ -165,13 +167,15 @@ def test_leaderboard_has_a_series_page_with_curves(series_dir: Path, tmp_path: P
     from evalsuite.cli import app
 
     out = tmp_path / "results"
-    track(discover(str(series_dir)), RunConfig(model="-", tasks="demo_lastword_ar,demo_sentiment_ar", output=out, device="cpu"))
+    # every normalized column of the demo leaderboard, so the suite curve has points (it needs every suite task)
+    track(discover(str(series_dir)), RunConfig(model="-", tasks="demo_lastword_ar,demo_sentiment_ar,demo_phrases_ar", output=out,
+                                               device="cpu"))
     root = Path(__file__).resolve().parents[1]
     res = CliRunner().invoke(app, ["leaderboard", "build", str(root / "leaderboards" / "demo.yaml"), "-r", str(out),
                                    "-o", str(tmp_path / "site")])
     assert res.exit_code == 0, res.output
     page = (tmp_path / "site" / "series.html").read_text(encoding="utf-8")
-    assert page.count("<polyline") == 3  # two tasks + the suite score, one series
+    assert page.count("<polyline") == 4  # three tasks + the suite score, one series
     assert "stroke-dasharray" in page and "Early-signal statistics" in page and "demo_lastword_ar" in page
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "step 150" in index

@@ -164,11 +164,11 @@ def test_diag_category_breakdown(shared_data, tmp_path):
 
     r = run(RunConfig(model="m", tasks="alue_diag", backend="fake", data_dir=shared_data / "alue", output=tmp_path,
                       prompts=["native"], use_cache=False), progress=False)
-    bd = r.record["tasks"]["alue_diag"]["prompts"]["native"]["details"]["breakdown"]
+    bd = r.record.tasks["alue_diag"].prompts["native"].details["breakdown"]
     lines = (shared_data / "alue" / "DIAG" / "diagnostic.tsv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     samples = {json.loads(x)["example_id"]: json.loads(x) for x in
-               (r.results_path.parent / r.record["tasks"]["alue_diag"]["samples_file"]).read_text(encoding="utf-8").splitlines()}
+               (r.results_path.parent / r.record.tasks["alue_diag"].samples_file).read_text(encoding="utf-8").splitlines()}
     for cat in ("Lexical Semantics_coarse", "Logic_coarse", "Knowledge_coarse", "Predicate-Argument Structure_coarse"):
         col = header.index(cat)
         ids = [row.split("\t")[0] for row in lines[1:] if row.split("\t")[col].strip() == "1"]

@@ -1,7 +1,6 @@
 """Metrics: small pure functions over per-example predictions (see docs/metrics.md).
 
-Scales: classification, correlation (×100) and text metrics are reported on 0–100
-(higher is better); perplexity, bits per byte/char and TER are raw (lower is better).
+Each metric's facts (direction, scale, baseline family) live in ``registry.py``.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-
-LOWER_IS_BETTER = {"perplexity", "word_perplexity", "bits_per_byte", "bits_per_char", "ter"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +26,10 @@ class MetricValue:
     """Bootstrap standard error (seeded; clusters resampled together)."""
     ci: tuple[float, float] | None = None
     """95% bootstrap percentile interval."""
+    baseline: float | None = None
+    """Trivial baseline on the metric's scale (``metrics/registry.py`` says how it is chosen); None: not normalized."""
+    baseline_kind: str | None = None
+    """Which candidate the baseline is (``uniform random``, ``constant:NOT_HS``, ``derangement ...``)."""
 
 
 def mc_predictions(lls: Sequence[Sequence[float]], choices: Sequence[Sequence[str]], mode: str) -> list[int]:

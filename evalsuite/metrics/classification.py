@@ -14,24 +14,56 @@ def _labels(golds: Sequence[Hashable], preds: Sequence[Hashable]) -> list[Hashab
     return sorted(set(golds) | set(preds), key=str)
 
 
+def confusion(golds: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
+    """k × k confusion matrix (rows gold, columns predicted) of label indices."""
+    return np.bincount(np.asarray(golds) * k + np.asarray(preds), minlength=k * k).reshape(k, k).astype(float)
+
+
+def f1_from_confusion(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class F1 (0 where undefined) and which classes occur in gold or predictions."""
+    tp = np.diag(c)
+    fp = c.sum(0) - tp
+    fn = c.sum(1) - tp
+    d = 2 * tp + fp + fn
+    f1 = np.where(d > 0, 2 * tp / np.maximum(d, 1e-300), 0.0)
+    present = (c.sum(0) + c.sum(1)) > 0
+    return f1, present
+
+
+def macro_f1_from_confusion(c: np.ndarray) -> float:
+    """Mean F1 over classes present in gold or predictions (scikit-learn's macro average)."""
+    f1, present = f1_from_confusion(c)
+    return float(f1[present].mean()) if present.any() else math.nan
+
+
+def mcc_from_confusion(c: np.ndarray) -> float:
+    """Matthews correlation (multi-class R_K of Gorodkin 2004); 0 when undefined."""
+    t, pr, s = c.sum(1), c.sum(0), c.sum()
+    den = math.sqrt(max(0.0, (s * s - pr @ pr) * (s * s - t @ t)))
+    return 0.0 if den == 0 else float((np.trace(c) * s - t @ pr) / den)
+
+
+def _indexed(golds: Sequence[Hashable], preds: Sequence[Hashable], labels: Sequence[Hashable] | None = None
+             ) -> tuple[np.ndarray, list[Hashable]]:
+    labs = list(labels) if labels is not None else _labels(golds, preds)
+    extra = [x for x in _labels(golds, preds) if x not in labs]
+    labs = labs + extra
+    idx = {lab: i for i, lab in enumerate(labs)}
+    return confusion(np.array([idx[g] for g in golds], dtype=np.int64), np.array([idx[p] for p in preds], dtype=np.int64),
+                     len(labs)), labs
+
+
 def per_class_f1(golds: Sequence[Hashable], preds: Sequence[Hashable], labels: Sequence[Hashable] | None = None) -> dict:
     """F1 of each label (0 when a label is neither predicted nor present)."""
-    out = {}
-    g = list(golds)
-    p = list(preds)
-    for lab in labels if labels is not None else _labels(g, p):
-        tp = sum(1 for a, b in zip(p, g) if a == lab and b == lab)
-        fp = sum(1 for a, b in zip(p, g) if a == lab and b != lab)
-        fn = sum(1 for a, b in zip(p, g) if a != lab and b == lab)
-        d = 2 * tp + fp + fn
-        out[lab] = 0.0 if d == 0 else 2 * tp / d
-    return out
+    c, labs = _indexed(golds, preds, labels)
+    f1, _ = f1_from_confusion(c)
+    wanted = list(labels) if labels is not None else labs
+    return {lab: float(f1[labs.index(lab)]) for lab in wanted}
 
 
 def f1_macro(golds: Sequence[Hashable], preds: Sequence[Hashable]) -> float:
     """Unweighted mean of per-class F1 over labels present in gold or predictions (scikit-learn's default)."""
-    f = per_class_f1(golds, preds)
-    return float(np.mean(list(f.values()))) if f else math.nan
+    return macro_f1_from_confusion(_indexed(golds, preds)[0]) if len(golds) else math.nan
 
 
 def f1_binary(golds: Sequence[Hashable], preds: Sequence[Hashable], positive: Hashable) -> float:
@@ -41,18 +73,7 @@ def f1_binary(golds: Sequence[Hashable], preds: Sequence[Hashable], positive: Ha
 
 def mcc(golds: Sequence[Hashable], preds: Sequence[Hashable]) -> float:
     """Matthews correlation (multi-class R_K of Gorodkin 2004); 0 when undefined."""
-    labels = _labels(golds, preds)
-    idx = {lab: i for i, lab in enumerate(labels)}
-    k = len(labels)
-    c = np.zeros((k, k))
-    for g, p in zip(golds, preds):
-        c[idx[g], idx[p]] += 1
-    t = c.sum(axis=1)
-    pr = c.sum(axis=0)
-    s = c.sum()
-    cov = np.trace(c) * s - t @ pr
-    den = math.sqrt((s * s - pr @ pr) * (s * s - t @ t))
-    return 0.0 if den == 0 else float(cov / den)
+    return mcc_from_confusion(_indexed(golds, preds)[0])
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> tuple[float, str | None]:

@@ -38,9 +38,42 @@ def normalize(text: str, script: str = "Arab", level: str = "strict") -> str:
 
 
 def first_word(text: str, script: str = "Arab", level: str = "strict") -> str:
-    """First whitespace-separated word after normalization (never ``\\b\\w+\\b``)."""
-    parts = normalize(text, script, level).split()
-    return parts[0] if parts else ""
+    """The first whitespace-separated word that is not only punctuation, normalized (never ``\\b\\w+\\b``).
+
+    ``" ، القاهرة"`` gives ``القاهرة``; ``"guarda-chuva."`` stays one word (``guarda chuva`` after
+    normalization, as its normalized target).
+    """
+    for token in text.split():
+        word = normalize(token, script, level)
+        if word:
+            return word
+    return ""
+
+
+_WORD = re.compile(r"\b\w+\b")
+# letters NFKD does not decompose but a Latin transliteration spells out (checked against unidecode in the tests)
+_LATIN_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "đ": "d",
+                              "Đ": "D", "ł": "l", "Ł": "L", "ð": "d", "þ": "th", "ı": "i"})
+
+
+def latin_fold(text: str) -> str:
+    """Latin letters without diacritics (NFKD, combining marks dropped; ß→ss, æ→ae, ...)."""
+    t = unicodedata.normalize("NFKD", text.translate(_LATIN_EXTRA))
+    return "".join(c for c in t if not unicodedata.combining(c))
+
+
+def gloria_word(text: str) -> str:
+    """The GlórIA CALAME prediction: newlines deleted (the text after them kept), then the first ``\\b\\w+\\b`` match.
+
+    For Portuguese only: ``\\w`` splits Arabic words at diacritics, so Arabic tasks use ``first_word``.
+    """
+    m = _WORD.search(text.replace("\n", ""))
+    return m.group(0) if m else ""
+
+
+def gloria_equal(pred: str, target: str) -> bool:
+    """GlórIA's comparison: lower-cased, transliterated to plain Latin letters, target stripped."""
+    return latin_fold(pred.lower()) == latin_fold(target.strip().lower())
 
 
 def script_of(language: str) -> str:

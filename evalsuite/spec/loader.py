@@ -15,18 +15,11 @@ import pydantic
 from evalsuite.core.errors import Problem, SpecError
 from evalsuite.core.records import OutputType, stable_hash
 from evalsuite.core.templates import compile_template, template_error_message
+from evalsuite.metrics import registry
 from evalsuite.spec.models import MetricName, SuiteSpec, TaskSpec
 from evalsuite.spec.yamlpos import PathT, Positions, load_yaml
 
-METRICS_BY_OUTPUT: dict[OutputType, set[str]] = {
-    OutputType.MULTIPLE_CHOICE: {"acc", "acc_norm", "acc_bytes", "acc_pmi", "f1_macro", "f1_binary", "mcc"},
-    OutputType.GENERATE: {"exact_match", "bleu", "spbleu", "chrf", "chrfpp", "ter", "rouge1", "rouge2", "rougeL"},
-    OutputType.TARGET_LOGLIKELIHOOD: {"acc", "perplexity", "bits_per_byte", "bits_per_char"},
-    OutputType.ROLLING_LOGLIKELIHOOD: {"perplexity", "bits_per_byte", "bits_per_char", "word_perplexity"},
-    OutputType.REGRESSION: {"pearson", "spearman"},
-    OutputType.MULTI_LABEL: {"jaccard", "f1_micro", "f1_macro"},
-}
-assert set().union(*METRICS_BY_OUTPUT.values()) == set(typing.get_args(MetricName))
+METRICS_BY_OUTPUT: dict[OutputType, set[str]] = {t: set(registry.for_output_type(t)) for t in OutputType}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from evalsuite.core.records import OutputType
+from evalsuite.metrics import registry
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}_[A-Z][a-z]{3}$")]
@@ -79,14 +80,20 @@ class FewShotSpec(_Strict):
     """A local file to draw shots from (source: local)."""
 
 
+Postprocess = Literal["strip", "first_line", "first_word", "gloria", "none"]
+"""``first_word``: the first whitespace-separated word after the language's normalization;
+``gloria``: the GlórIA CALAME evaluation rule (newlines deleted, first ``\\b\\w+\\b`` match, comparison of
+lower-cased text with diacritics removed)."""
+
+
 class GenerationSpec(_Strict):
     """Greedy decoding settings of a generate task."""
 
     max_new_tokens: int = Field(64, ge=1, le=4096)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     repetition_penalty: float = Field(1.0, ge=1.0, le=10.0)
-    postprocess: Literal["strip", "first_line", "first_word", "none"] = "strip"
-    """How a generation becomes the prediction compared with the target."""
+    postprocess: Postprocess = "strip"
+    """How a generation becomes the prediction compared with the target (a prompt variant may override it)."""
 
 
 class PromptVariant(_Strict):
@@ -106,14 +113,13 @@ class PromptVariant(_Strict):
     """multi_label: the two answer words (yes first) scored after each per-label question."""
     fewshot_delimiter: str = "\n\n"
     """Put between shots, and between the last shot and the evaluated example."""
+    postprocess: Postprocess | None = None
+    """generate: this variant's post-processing (default: the task's ``generation.postprocess``)."""
+    stop: list[str] | None = None
+    """generate: this variant's stop strings (default: the task's ``generation.stop``)."""
 
 
-MetricName = Literal[
-    "acc", "acc_norm", "acc_bytes", "acc_pmi", "f1_macro", "f1_binary", "mcc",
-    "pearson", "spearman", "jaccard", "f1_micro",
-    "exact_match", "bleu", "spbleu", "chrf", "chrfpp", "ter", "rouge1", "rouge2", "rougeL",
-    "bits_per_byte", "bits_per_char", "perplexity", "word_perplexity",
-]
+MetricName = Literal[registry.NAMES]  # type: ignore[valid-type]  # the registry is the one list
 
 
 class MetricSpec(_Strict):
