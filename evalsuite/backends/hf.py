@@ -143,12 +143,14 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
         tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
     except Exception as e:
         hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
-        raise (ModelLoadError if p.exists() else BackendError)(f"{model_id}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
+        err = ModelLoadError if p.exists() else BackendError  # a local folder that will not load: a corrupt checkpoint
+        raise err(f"{model_id}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as e:
         hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
-        raise (ModelLoadError if p.exists() else BackendError)(f"{model_id}: cannot load the model: {str(e).splitlines()[0][:300]}{hint}") from None
+        err = ModelLoadError if p.exists() else BackendError  # a local folder that will not load: a corrupt checkpoint
+        raise err(f"{model_id}: cannot load the model: {str(e).splitlines()[0][:300]}{hint}") from None
     model.to(device)
     model.eval()
     return model, tok

@@ -9,7 +9,7 @@ from evalsuite.executors.jobs import JobOutcome, JobSpec, run_job
 
 class LocalExecutor:
     name = "local"
-    scheduler = None
+    scheduler: str | None = None
 
     def __init__(self) -> None:
         self._outcomes: list[JobOutcome] = []

@@ -17,7 +17,7 @@ from evalsuite.executors.jobs import JobOutcome, JobSpec, _write_state, run_job
 
 class RayExecutor:
     name = "ray"
-    scheduler = None  # tasks live as long as the driver; their state files say the rest
+    scheduler: str | None = None  # tasks live as long as the driver; their state files say the rest
 
     def __init__(self, options: RayOptions, gpus_per_job: int) -> None:
         self.options = options
