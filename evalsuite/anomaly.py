@@ -91,8 +91,7 @@ def series_anomalies(steps_fps: list[tuple[int, str]], out_dir: Path, task_names
 
 def series_flags(series: Any, out_dir: Path) -> tuple[list[SuitePoint], list[int]]:
     """Suite points and flagged steps of a ``Series`` (fingerprints from job memos, else hashed here)."""
-    from evalsuite.executors.jobs import memo_fingerprint
-    from evalsuite.fingerprint import fingerprint
+    from evalsuite.fingerprint import fingerprint, memo_fingerprint
 
     steps_fps = []
     for cp in series.checkpoints:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evalsuite.core.errors import EvalsuiteError, ModelLoadError
-from evalsuite.fingerprint import fingerprint
+from evalsuite.fingerprint import fingerprint, memo_fingerprint
 from evalsuite.runner import RunConfig, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record
@@ -188,7 +188,7 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
     for cp in series.checkpoints:
         if cp.step is None:
             continue
-        fp = fingerprint(str(cp.path))
+        fp = memo_fingerprint(out_dir, cp.path) or fingerprint(str(cp.path))  # a sweep's jobs left memos: no re-hashing
         for name, t in sorted(by_fp.get(fp, {}).items()):
             pt = step_scores(cp.step, t)
             if pt is not None:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from evalsuite.fingerprint import checkpoint_key, file_stats, memo_fingerprint, memo_path, write_memo  # noqa: F401
 from evalsuite.runner import RunConfig
 from evalsuite.series import Checkpoint, Series
 from evalsuite.store import atomic_write_json, safe_name
@@ -70,14 +71,6 @@ class JobOutcome:
     backend_calls: int = 0
 
 
-def checkpoint_key(path: str | Path) -> str:
-    """File-name key of a checkpoint: unique per absolute path, readable."""
-    from evalsuite.core.records import stable_hash
-
-    p = str(Path(path).resolve())
-    return f"{safe_name(Path(p).name, 60)}-{stable_hash(p, 8)}"
-
-
 def jobs_dir(out: Path, series: str) -> Path:
     return out / "jobs" / safe_name(series)
 
@@ -98,48 +91,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-# ---------------------------------------------------------------- fingerprint memo in the results folder
-
-def _file_stats(folder: Path) -> list[list[Any]]:
-    from evalsuite.fingerprint import model_files
-
-    out = []
-    for p in model_files(folder):
-        st = p.stat()
-        out.append([p.name, st.st_size, st.st_mtime_ns])
-    return out
-
-
-def memo_path(out: Path, checkpoint: str | Path) -> Path:
-    return out / "fingerprints" / f"{checkpoint_key(checkpoint)}.json"
-
-
-def write_memo(out: Path, checkpoint: str | Path, fp: str) -> None:
-    """Record ``fp`` with the stats of the files it covers (written by the job that hashed them)."""
-    folder = Path(checkpoint)
-    atomic_write_json(memo_path(out, folder), {"checkpoint": str(folder.resolve()), "fingerprint": fp,
-                                               "files": _file_stats(folder)})
-
-
-def memo_fingerprint(out: Path, checkpoint: str | Path) -> str | None:
-    """The fingerprint a job recorded, if the checkpoint's files are unchanged since; never reads weights."""
-    folder = Path(checkpoint)
-    memo = read_json(memo_path(out, folder))
-    if memo is None or not folder.is_dir():
-        return None
-    try:
-        same = memo.get("files") == _file_stats(folder)
-    except OSError:
-        return None
-    return memo.get("fingerprint") if same else None
-
-
 def snapshot_key(checkpoint: str | Path) -> str:
     """A cheap digest of the checkpoint's file stats: a corrupt checkpoint is retried only when this changes."""
     from evalsuite.core.records import stable_hash
 
     try:
-        return stable_hash(_file_stats(Path(checkpoint)), 16)
+        return stable_hash(file_stats(Path(checkpoint)), 16)
     except OSError:
         return "unreadable"
 
