@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evalsuite.core.errors import EvalsuiteError, ModelLoadError
-from evalsuite.fingerprint import fingerprint, memo_fingerprint
+from evalsuite.fingerprint import fingerprint, memo_fingerprint, write_memo
 from evalsuite.runner import RunConfig, run
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record
@@ -94,6 +94,7 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
+        _remember(out, cp, fp)
         done = existing_tasks(out, fp, replace(base, model=str(cp.path)), task_hashes)
         todo = [t for t in task_hashes if t not in done]
         if not todo:
@@ -126,6 +127,16 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
         report.results.append(res.results_path)
         say(f"evaluated {label}: {res.results_path}")
     return report
+
+
+def _remember(out: Path, cp: Checkpoint, fp: str) -> None:
+    """Leave the fingerprint beside the results, so status and sweeps need not hash this checkpoint again."""
+    if memo_fingerprint(out, cp.path) == fp:
+        return
+    try:
+        write_memo(out, cp.path, fp)
+    except OSError:
+        pass  # an optimisation only
 
 
 def _record_failure(out: Path, series: Series, cp: Checkpoint, error: str) -> None:

@@ -381,3 +381,9 @@ def test_sweep_of_explicit_models_reuses_existing_results(series_dir: Path, refe
     assert "done 2, running 0, failed 0, missing 0" in r.output
     r = CliRunner().invoke(app, ["sweep", str(tmp_path / "nope"), "--tasks", "demo_lastword_ar", "-o", str(out), "--executor", "local"])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_a_plain_track_is_seen_as_done_by_status(series_dir: Path, reference: Path):
+    """A local `track` leaves the fingerprint memos too: --status and sweeps see its results without hashing."""
+    rows = status(discover(str(series_dir)), base_config(reference))
+    assert [r.state for r in rows] == ["done"] * len(STEPS) and all(r.fingerprint for r in rows)

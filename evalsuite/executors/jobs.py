@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalsuite.fingerprint import checkpoint_key, file_stats, memo_fingerprint, memo_path, write_memo  # noqa: F401
+from evalsuite.fingerprint import checkpoint_key, file_stats, memo_fingerprint, memo_path, write_memo  # noqa: F401 - re-exported
 from evalsuite.runner import RunConfig
 from evalsuite.series import Checkpoint, Series
 from evalsuite.store import atomic_write_json, safe_name
@@ -130,7 +130,6 @@ def _write_state(spec: JobSpec, out: Path, by_job: bool = True, **fields: Any) -
 def run_job(spec: JobSpec) -> JobOutcome:
     """Evaluate one checkpoint into the shared results folder (the function every executor runs)."""
     from evalsuite.cache_shared import local_scratch
-    from evalsuite.fingerprint import fingerprint
     from evalsuite.track import track
 
     out = Path(spec.config.output)
@@ -149,13 +148,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
             import shutil
 
             shutil.rmtree(scratch, ignore_errors=True)
-    fp = None
-    if not rep.corrupt:
-        try:
-            fp = fingerprint(spec.checkpoint)  # memoised per host: hashed once, by track above
-            write_memo(out, spec.checkpoint, fp)
-        except OSError:
-            fp = None
+    fp = None if rep.corrupt else memo_fingerprint(out, spec.checkpoint)  # track left the memo
     error = rep.failed.get(cp.name)
     outcome = JobOutcome(
         checkpoint=spec.checkpoint, state="failed" if error else "done", evaluated=bool(rep.evaluated),
