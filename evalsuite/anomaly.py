@@ -61,22 +61,10 @@ def collapsed(points: list[SuitePoint]) -> list[int]:
     return out
 
 
-def tasks_by_fingerprint(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per model fingerprint, per task, the newest ``TaskRecord`` in ``out_dir``."""
-    from evalsuite.track import _load, _results_files
-
-    by_fp: dict[str, dict[str, Any]] = {}
-    for f in sorted(_results_files(out_dir)):  # oldest first, newer overwrite
-        rec = _load(f)
-        if rec is None:
-            continue
-        for name, t in rec.tasks.items():
-            by_fp.setdefault(rec.model.fingerprint or "", {})[name] = t
-    return by_fp
-
-
 def series_anomalies(steps_fps: list[tuple[int, str]], out_dir: Path, task_names: set[str] | None = None) -> tuple[list[SuitePoint], list[int]]:
     """Suite points of the checkpoints (step, fingerprint) that have results, and the flagged steps."""
+    from evalsuite.track import tasks_by_fingerprint
+
     by_fp = tasks_by_fingerprint(out_dir)
     points = []
     for step, fp in steps_fps:

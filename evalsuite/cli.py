@@ -471,6 +471,18 @@ TPOpt = Annotated[int, typer.Option(min=1, help="vllm: GPUs per model replica.")
 DPOpt = Annotated[int, typer.Option(min=1, help="vllm: engine replicas per job.")]
 
 
+def _series_base(suite: Optional[str], tasks: Optional[str], output: Path, limit: Optional[int], prompts: Optional[str],
+                 shots: Optional[int], backend: BackendName, device: str, dtype: str, batch_tokens: Optional[int],
+                 data_dir: Optional[list[Path]], include: Optional[list[Path]], cache_dir: Optional[Path], tp: int, dp: int) -> Any:
+    """The run settings shared by every checkpoint of `track` and every model of `sweep`."""
+    from evalsuite.runner import RunConfig
+
+    return RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
+                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
+                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
+                     include=list(include or []), cache_dir=cache_dir, tensor_parallel_size=tp, data_parallel_size=dp)
+
+
 def _sweep_options(executor: Optional[ExecutorName], status: bool, dry_run: bool, resubmit_failed: bool, wait: bool,
                    watch: bool, interval: float, ray_address: Optional[str], partition: Optional[str], gpus: int,
                    time_: Optional[str], account: Optional[str], cpus: int, mem: Optional[float], max_parallel: Optional[int],
@@ -533,15 +545,11 @@ def track(
     With --executor ray|slurm each checkpoint becomes one job on that engine; --status, --dry-run and
     --resubmit-failed inspect and repair such a sweep.
     """
-    from evalsuite.runner import RunConfig
     from evalsuite.series import discover
     from evalsuite.track import log_scalars, track as do_track, watch as do_watch
 
-    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
-                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
-                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []), cache_dir=cache_dir, tensor_parallel_size=tensor_parallel_size,
-                     data_parallel_size=data_parallel_size)
+    base = _series_base(suite, tasks, output, limit, prompts, shots, backend, device, dtype, batch_tokens, data_dir, include,
+                        cache_dir, tensor_parallel_size, data_parallel_size)
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
     if executor is not None or status or dry_run or resubmit_failed:
         from evalsuite.executors.command import run_command
@@ -612,13 +620,9 @@ def sweep(
 ) -> None:
     """Evaluate an explicit list of models, one job per model (local, ray or slurm)."""
     from evalsuite.executors.command import run_command, series_of_models
-    from evalsuite.runner import RunConfig
 
-    base = RunConfig(model="-", suite=suite, tasks=tasks, output=output, limit=limit,
-                     prompts=[p.strip() for p in prompts.split(",") if p.strip()] if prompts else None, shots=shots,
-                     backend=backend.value, device=device, dtype=dtype, batch_tokens=batch_tokens, data_dir=_one_or_many(data_dir),
-                     include=list(include or []), cache_dir=cache_dir, tensor_parallel_size=tensor_parallel_size,
-                     data_parallel_size=data_parallel_size)
+    base = _series_base(suite, tasks, output, limit, prompts, shots, backend, device, dtype, batch_tokens, data_dir, include,
+                        cache_dir, tensor_parallel_size, data_parallel_size)
     opts = _sweep_options(executor, status, dry_run, resubmit_failed, wait_jobs, False, 60.0, ray_address,
                           slurm_partition, slurm_gpus_per_job, slurm_time, slurm_account, slurm_cpus_per_job,
                           slurm_mem_gb, max_parallel, slurm_option)
@@ -661,10 +665,9 @@ def signal(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Early-signal statistics per task over a series (on the median across prompt variants)."""
+    from evalsuite.anomaly import series_flags
     from evalsuite.series import THRESHOLDS, discover
     from evalsuite.track import signal_table
-
-    from evalsuite.anomaly import series_flags
 
     s = _guard(lambda: discover(series))
     rows = _guard(lambda: signal_table(s, output))

@@ -186,8 +186,8 @@ def watch(spec: str, base: RunConfig, interval: float = 60.0, newest_first: bool
 
 # ---------------------------------------------------------------- reading a series back
 
-def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
-    """Per task, the normalized headline score per prompt at each checkpoint (newest results win)."""
+def tasks_by_fingerprint(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per model fingerprint, per task, the newest ``TaskRecord`` in ``out_dir``."""
     by_fp: dict[str, dict[str, Any]] = {}
     for f in sorted(_results_files(out_dir)):  # oldest first, newer overwrite
         rec = _load(f)
@@ -195,6 +195,12 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
             continue
         for name, t in rec.tasks.items():
             by_fp.setdefault(rec.model.fingerprint or "", {})[name] = t
+    return by_fp
+
+
+def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
+    """Per task, the normalized headline score per prompt at each checkpoint (newest results win)."""
+    by_fp = tasks_by_fingerprint(out_dir)
     per_task: dict[str, list[StepScores]] = {}
     for cp in series.checkpoints:
         if cp.step is None:

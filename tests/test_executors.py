@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _sweep_helpers import STEPS, assert_same_numbers, base_config, build_series, require_env, result_pairs, wait_for
+from _sweep_helpers import STEPS, assert_same_numbers, base_config, require_env, result_pairs, wait_for
 from typer.testing import CliRunner
 
 from evalsuite.cli import app
@@ -27,30 +27,15 @@ from evalsuite.executors import MissingExtraError, get_executor, require
 from evalsuite.executors.jobs import memo_fingerprint, state_path
 from evalsuite.executors.sweep import status, sweep
 from evalsuite.series import discover
-from evalsuite.track import track
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def series_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_series(tmp_path_factory.mktemp("sweep") / "exp1")
-
-
-@pytest.fixture(scope="module")
-def reference(series_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A plain local ``track`` of the series: what every executor must reproduce."""
-    out = tmp_path_factory.mktemp("reference")
-    rep = track(discover(str(series_dir)), base_config(out))
-    assert len(rep.evaluated) == len(STEPS) and not rep.failed
-    return out
-
-
 # ---------------------------------------------------------------- local executor, status, dry run
 
-def test_local_executor_matches_track_then_submits_nothing(series_dir: Path, reference: Path, tmp_path: Path):
+def test_local_executor_matches_track_then_submits_nothing(sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     out = tmp_path / "results"
-    args = ["track", str(series_dir), "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu",
+    args = ["track", str(sweep_series), "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu",
             "-o", str(out)]
     r = CliRunner().invoke(app, args + ["--dry-run"])
     assert r.exit_code == 0, r.output
@@ -59,9 +44,9 @@ def test_local_executor_matches_track_then_submits_nothing(series_dir: Path, ref
     r = CliRunner().invoke(app, args + ["--executor", "local"])
     assert r.exit_code == 0, r.output
     assert "submitted 3 job(s)" in r.output
-    assert_same_numbers(out, reference)
+    assert_same_numbers(out, sweep_reference)
     # every job left its fingerprint memo: the submitting host decides "done" without hashing
-    for c in discover(str(series_dir)).checkpoints:
+    for c in discover(str(sweep_series)).checkpoints:
         assert memo_fingerprint(out.resolve(), c.path) is not None
     r = CliRunner().invoke(app, args + ["--executor", "local"])
     assert "submitted 0 job(s)" in r.output and "up to date 3" in r.output
@@ -72,11 +57,11 @@ def test_local_executor_matches_track_then_submits_nothing(series_dir: Path, ref
     assert len(result_pairs(out)) == 2 * len(STEPS)
 
 
-def test_memo_is_invalidated_when_weights_change(series_dir: Path, tmp_path: Path):
+def test_memo_is_invalidated_when_weights_change(sweep_series: Path, tmp_path: Path):
     import shutil
 
     cp = tmp_path / "checkpoint-5"
-    shutil.copytree(series_dir / "checkpoint-0", cp)
+    shutil.copytree(sweep_series / "checkpoint-0", cp)
     out = tmp_path / "r"
     from evalsuite.executors.jobs import write_memo
 
@@ -87,13 +72,13 @@ def test_memo_is_invalidated_when_weights_change(series_dir: Path, tmp_path: Pat
     assert memo_fingerprint(out, cp) is None
 
 
-def test_corrupt_checkpoint_is_recorded_and_not_resubmitted(series_dir: Path, tmp_path: Path):
+def test_corrupt_checkpoint_is_recorded_and_not_resubmitted(sweep_series: Path, tmp_path: Path):
     import shutil
 
     runs = tmp_path / "runs"
-    shutil.copytree(series_dir / "checkpoint-0", runs / "checkpoint-0")
+    shutil.copytree(sweep_series / "checkpoint-0", runs / "checkpoint-0")
     bad = runs / "checkpoint-1"
-    shutil.copytree(series_dir / "checkpoint-0", bad)
+    shutil.copytree(sweep_series / "checkpoint-0", bad)
     for w in bad.glob("*.safetensors"):
         w.write_bytes(b"not a safetensors file")
     out = tmp_path / "results"
@@ -110,13 +95,13 @@ def test_corrupt_checkpoint_is_recorded_and_not_resubmitted(series_dir: Path, tm
         again = sweep(s, base, get_executor("local", out / "logs"), resubmit_failed=flag)
         assert again.submitted == [] and "corrupt" in again.skipped[str(bad.resolve())]
     # repaired files: resubmitted, and done
-    for src, dst in zip(sorted((series_dir / "checkpoint-30").glob("*.safetensors")), sorted(bad.glob("*.safetensors"))):
+    for src, dst in zip(sorted((sweep_series / "checkpoint-30").glob("*.safetensors")), sorted(bad.glob("*.safetensors"))):
         shutil.copy(src, dst)
     fixed = sweep(s, base, get_executor("local", out / "logs"), resubmit_failed=True)
     assert [Path(c).name for c in fixed.submitted] == ["checkpoint-1"] and fixed.outcomes[0].state == "done"
 
 
-def test_watch_submits_a_job_for_a_checkpoint_that_appears(series_dir: Path, tmp_path: Path):
+def test_watch_submits_a_job_for_a_checkpoint_that_appears(sweep_series: Path, tmp_path: Path):
     import shutil
     import threading
 
@@ -128,7 +113,7 @@ def test_watch_submits_a_job_for_a_checkpoint_that_appears(series_dir: Path, tmp
 
     def training() -> None:  # a checkpoint is written while the watcher runs
         time.sleep(0.6)
-        shutil.copytree(series_dir / "checkpoint-30", runs / "checkpoint-30")
+        shutil.copytree(sweep_series / "checkpoint-30", runs / "checkpoint-30")
 
     t = threading.Thread(target=training)
     t.start()
@@ -153,13 +138,13 @@ def test_anomaly_guard_flags_a_collapse_between_good_neighbours():
     assert collapsed(pts([5.0, 24.0, 6.0])) == []  # a neighbour at chance
 
 
-def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, tmp_path: Path):
+def test_anomaly_shown_in_status_and_signal(sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     """A collapsed middle checkpoint (its results replaced by chance-level ones) is flagged by --status and signal."""
     import shutil
 
     out = tmp_path / "results"
-    shutil.copytree(reference, out)
-    s = discover(str(series_dir))
+    shutil.copytree(sweep_reference, out)
+    s = discover(str(sweep_series))
     base = base_config(out)
     from evalsuite.executors.jobs import write_memo
     from evalsuite.fingerprint import fingerprint
@@ -181,11 +166,11 @@ def test_anomaly_shown_in_status_and_signal(series_dir: Path, reference: Path, t
     rows = {r.step: r for r in status(s, base)}
     assert [rows[k].anomaly for k in STEPS] == [False, True, False]
     args = ["--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)]
-    r = CliRunner().invoke(app, ["track", str(series_dir), "--status"] + args)
+    r = CliRunner().invoke(app, ["track", str(sweep_series), "--status"] + args)
     assert "ANOMALY" in r.output and r.output.count("ANOMALY") == 1
-    r = CliRunner().invoke(app, ["signal", str(series_dir), "-r", str(out)])
+    r = CliRunner().invoke(app, ["signal", str(sweep_series), "-r", str(out)])
     assert "anomaly: checkpoint-30" in r.output, r.output
-    r = CliRunner().invoke(app, ["signal", str(series_dir), "-r", str(out), "--json"])
+    r = CliRunner().invoke(app, ["signal", str(sweep_series), "-r", str(out), "--json"])
     assert json.loads(r.output)["anomalies"] == [30]
 
 
@@ -272,13 +257,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     ray.shutdown()
 
 
-def test_ray_sweep_matches_local_and_second_sweep_submits_nothing(ray_cluster, series_dir: Path, reference: Path,  # type: ignore[no-untyped-def]
+def test_ray_sweep_matches_local_and_second_sweep_submits_nothing(ray_cluster, sweep_series: Path, sweep_reference: Path,  # type: ignore[no-untyped-def]
                                                                  tmp_path: Path):
     out = tmp_path / "results"
-    s = discover(str(series_dir))
+    s = discover(str(sweep_series))
     rep = sweep(s, base_config(out), get_executor("ray", out / "logs"))
     assert len(rep.submitted) == 3 and [o.state for o in rep.outcomes] == ["done"] * 3
-    assert_same_numbers(out, reference)
+    assert_same_numbers(out, sweep_reference)
     assert len(result_pairs(out)) == 2 * len(STEPS)
     # the cache went through the publish layer: whole shards, no WAL files in the shared folder
     shared = out / "request-cache"
@@ -287,11 +272,11 @@ def test_ray_sweep_matches_local_and_second_sweep_submits_nothing(ray_cluster, s
     assert again.submitted == [] and len(again.up_to_date) == 3 and again.outcomes == []
 
 
-def test_ray_worker_killed_mid_job_is_retried(ray_cluster, series_dir: Path, reference: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_ray_worker_killed_mid_job_is_retried(ray_cluster, sweep_series: Path, sweep_reference: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     from evalsuite.series import Series
 
     out = tmp_path / "results"
-    s = discover(str(series_dir))
+    s = discover(str(sweep_series))
     one = Series(s.name, s.checkpoints[-1:])
     base = base_config(out)
     ex = get_executor("ray", out / "logs")
@@ -316,7 +301,7 @@ def test_ray_worker_killed_mid_job_is_retried(ray_cluster, series_dir: Path, ref
     import shutil
 
     fp = memo_fingerprint(out.resolve(), one.checkpoints[0].path)
-    for f in reference.glob("*/results_*.json"):  # the reference results of that checkpoint only
+    for f in sweep_reference.glob("*/results_*.json"):  # the reference results of that checkpoint only
         if json.loads(f.read_text(encoding="utf-8"))["model"]["fingerprint"] == fp:
             shutil.copytree(f.parent, ref / f.parent.name, dirs_exist_ok=True)
             for other in (ref / f.parent.name).glob("results_*.json"):
@@ -362,15 +347,15 @@ def test_vllm_engine_inside_a_ray_task_does_not_wait_for_a_placement(ray_cluster
     assert [o.state for o in outcomes] == ["done"], outcomes
 
 
-def test_sweep_of_explicit_models_reuses_existing_results(series_dir: Path, reference: Path, tmp_path: Path):
+def test_sweep_of_explicit_models_reuses_existing_results(sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     """`evalsuite sweep MODEL...`: jobs over already-evaluated models load no weights and add no duplicate results."""
     import shutil
 
     out = tmp_path / "results"
-    shutil.copytree(reference, out)
+    shutil.copytree(sweep_reference, out)
     shutil.rmtree(out / "fingerprints")  # results whose fingerprints this folder has no memo for: jobs must look
     before = result_pairs(out)
-    models = [str(series_dir / "checkpoint-0"), str(series_dir / "checkpoint-90")]
+    models = [str(sweep_series / "checkpoint-0"), str(sweep_series / "checkpoint-90")]
     args = ["sweep", *models, "--name", "pair", "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu",
             "-o", str(out)]
     r = CliRunner().invoke(app, args + ["--executor", "local"])
@@ -384,7 +369,7 @@ def test_sweep_of_explicit_models_reuses_existing_results(series_dir: Path, refe
     assert r.exit_code == 2 and "not found" in r.output
 
 
-def test_a_plain_track_is_seen_as_done_by_status(series_dir: Path, reference: Path):
+def test_a_plain_track_is_seen_as_done_by_status(sweep_series: Path, sweep_reference: Path):
     """A local `track` leaves the fingerprint memos too: --status and sweeps see its results without hashing."""
-    rows = status(discover(str(series_dir)), base_config(reference))
+    rows = status(discover(str(sweep_series)), base_config(sweep_reference))
     assert [r.state for r in rows] == ["done"] * len(STEPS) and all(r.fingerprint for r in rows)

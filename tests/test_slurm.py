@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from _slurm_cluster import SlurmUnavailable, check, single_node_slurm
-from _sweep_helpers import STEPS, assert_same_numbers, base_config, build_series, require_env, result_pairs, wait_for
+from _sweep_helpers import STEPS, assert_same_numbers, base_config, require_env, result_pairs, wait_for
 from typer.testing import CliRunner
 
 from evalsuite.cli import app
@@ -26,7 +26,6 @@ from evalsuite.executors import SlurmOptions, get_executor
 from evalsuite.executors.jobs import read_json, state_path
 from evalsuite.executors.sweep import status, sweep
 from evalsuite.series import Series, discover
-from evalsuite.track import track
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,19 +34,6 @@ def _unavailable(reason: str) -> None:
     if require_env("EVALSUITE_REQUIRE_SLURM"):
         pytest.fail(f"EVALSUITE_REQUIRE_SLURM=1 but {reason}")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def series_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_series(tmp_path_factory.mktemp("sweep") / "exp1")
-
-
-@pytest.fixture(scope="module")
-def reference(series_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference")
-    rep = track(discover(str(series_dir)), base_config(out))
-    assert len(rep.evaluated) == len(STEPS) and not rep.failed
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +63,9 @@ def _states(out: Path, s: Series) -> list[dict]:
     return [read_json(state_path(out.resolve(), s.name, c.path)) or {} for c in s.checkpoints]
 
 
-def test_slurm_array_matches_local_max_parallel_honoured(slurm: Path, series_dir: Path, reference: Path, tmp_path: Path):
+def test_slurm_array_matches_local_max_parallel_honoured(slurm: Path, sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     out = tmp_path / "results"
-    s = discover(str(series_dir))
+    s = discover(str(sweep_series))
     logs = out / "jobs" / s.name / "logs"
     ex = get_executor("slurm", logs, SlurmOptions(max_parallel=1, time="00:10:00", partition="debug", extra={"comment": "evalsuite-test"}))
     rep = sweep(s, base_config(out), ex)
@@ -93,20 +79,20 @@ def test_slurm_array_matches_local_max_parallel_honoured(slurm: Path, series_dir
     spans = sorted((st["started"], st["ended"]) for st in _states(out, s))
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
     assert all(st["job_id"] in ids and st["host"] for st in _states(out, s))
-    assert_same_numbers(out, reference)
+    assert_same_numbers(out, sweep_reference)
     assert len(result_pairs(out)) == 2 * len(STEPS)
     assert list((out / "request-cache").rglob("*.sqlite"))
     assert not [f for f in (out / "request-cache").rglob("*") if f.name.endswith(("-wal", "-shm"))]
     again = sweep(s, base_config(out), get_executor("slurm", logs, SlurmOptions()))
     assert again.submitted == [] and again.outcomes == []
-    r = CliRunner().invoke(app, ["track", str(series_dir), "--status", "--tasks", "demo_lastword_ar,demo_sentiment_ar",
+    r = CliRunner().invoke(app, ["track", str(sweep_series), "--status", "--tasks", "demo_lastword_ar,demo_sentiment_ar",
                                  "--limit", "3", "--device", "cpu", "-o", str(out)])
     assert "done 3, running 0, failed 0, missing 0" in r.output, r.output
 
 
-def test_scancel_then_resubmit_failed_completes(slurm: Path, series_dir: Path, reference: Path, tmp_path: Path):
+def test_scancel_then_resubmit_failed_completes(slurm: Path, sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     out = tmp_path / "results"
-    s = discover(str(series_dir))
+    s = discover(str(sweep_series))
     logs = out / "jobs" / s.name / "logs"
     base = base_config(out)
     ex = get_executor("slurm", logs, SlurmOptions(max_parallel=1))
@@ -123,22 +109,22 @@ def test_scancel_then_resubmit_failed_completes(slurm: Path, series_dir: Path, r
     assert rows[0].state == "failed" and rows[30].state == "done" and rows[90].state == "done"
     plain = sweep(s, base, get_executor("slurm", logs, SlurmOptions()))
     assert plain.submitted == [] and "--resubmit-failed" in plain.skipped[str(s.checkpoints[0].path.resolve())]
-    r = CliRunner().invoke(app, ["track", str(series_dir), "--executor", "slurm", "--resubmit-failed", "--tasks",
+    r = CliRunner().invoke(app, ["track", str(sweep_series), "--executor", "slurm", "--resubmit-failed", "--tasks",
                                  "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)])
     assert r.exit_code == 0 and "submitted 1 job(s)" in r.output and "failed 0" in r.output, r.output
-    assert_same_numbers(out, reference)
+    assert_same_numbers(out, sweep_reference)
     assert len(result_pairs(out)) == 2 * len(STEPS)  # no duplicates from the cancelled attempt
     assert all(r.state == "done" for r in status(s, base))
 
 
-def test_slurm_dry_run_submits_nothing(slurm: Path, series_dir: Path, tmp_path: Path):
+def test_slurm_dry_run_submits_nothing(slurm: Path, sweep_series: Path, tmp_path: Path):
     out = tmp_path / "results"
 
     def queued() -> set[str]:
         return set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split())
 
     before = queued()  # a job of an earlier test may still be completing
-    r = CliRunner().invoke(app, ["track", str(series_dir), "--executor", "slurm", "--dry-run", "--max-parallel", "2",
+    r = CliRunner().invoke(app, ["track", str(sweep_series), "--executor", "slurm", "--dry-run", "--max-parallel", "2",
                                  "--tasks", "demo_lastword_ar,demo_sentiment_ar", "--limit", "3", "--device", "cpu", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "3 job(s)" in r.output and "unique requests" in r.output and "tokens" in r.output and "nothing submitted" in r.output
@@ -146,11 +132,11 @@ def test_slurm_dry_run_submits_nothing(slurm: Path, series_dir: Path, tmp_path: 
     assert not (out / "jobs").exists()
 
 
-def test_submitit_local_executor_runs_the_same_job(series_dir: Path, reference: Path, tmp_path: Path):
+def test_submitit_local_executor_runs_the_same_job(sweep_series: Path, sweep_reference: Path, tmp_path: Path):
     """Without Slurm, submitit's local executor runs the same job function (EVALSUITE_SUBMITIT_CLUSTER=local)."""
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'evalsuite[slurm]')")
     out = tmp_path / "results"
-    s = discover(str(series_dir))
+    s = discover(str(sweep_series))
     one = Series(s.name, s.checkpoints[:1])
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     ex = get_executor("slurm", out / "logs", SlurmOptions(cluster="local"))
