@@ -145,3 +145,30 @@ def test_submitit_local_executor_runs_the_same_job(sweep_series: Path, sweep_ref
     st = json.loads(state_path(out.resolve(), s.name, one.checkpoints[0].path).read_text(encoding="utf-8"))
     assert st["executor"] == "slurm" and st["pid"] != os.getpid()
     assert len(result_pairs(out)) == 2
+
+
+def test_requeued_job_completes_with_identical_results(slurm: Path, sweep_series: Path, sweep_reference: Path, tmp_path: Path):
+    """A running job requeued by Slurm (as on preemption) runs again and adds no duplicate results."""
+    out = tmp_path / "results"
+    s = discover(str(sweep_series))
+    one = Series(s.name, s.checkpoints[-1:])
+    ex = get_executor("slurm", out / "jobs" / s.name / "logs", SlurmOptions())
+    rep = sweep(one, base_config(out), ex, wait=False)
+    jid = next(iter(rep.job_ids.values()))
+    sp = state_path(out.resolve(), s.name, one.checkpoints[0].path)
+    wait_for(lambda: (read_json(sp) or {}).get("state") == "running", 120, "the job to start")
+    subprocess.run(["scontrol", "requeue", jid], check=True)
+    outcomes = ex.wait()
+    assert [o.state for o in outcomes] == ["done"], outcomes
+    st = read_json(sp) or {}
+    assert st["attempt"] >= 2 and st["state"] == "done"
+    assert len(result_pairs(out)) == 2  # one (checkpoint, task) result each, whatever ran twice
+    fp = st["fingerprint"]
+    want = tmp_path / "want"
+    for f in sweep_reference.glob("*/results_*.json"):
+        if json.loads(f.read_text(encoding="utf-8"))["model"]["fingerprint"] == fp:
+            (want / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (want / f.parent.name / f.name).write_bytes(f.read_bytes())
+            for smp in f.parent.glob("samples_*.jsonl"):
+                (want / f.parent.name / smp.name).write_bytes(smp.read_bytes())
+    assert_same_numbers(out, want)
