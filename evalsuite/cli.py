@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -445,6 +446,48 @@ def _steps(value: Optional[str]) -> Optional[list[int]]:
 
 
 SERIES = "Series"
+CLUSTER = "Cluster (one job per checkpoint)"
+
+
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+# options shared by `track` and `sweep` (checkpoint sweeps on a cluster; see docs/scale-out.md)
+ExecutorOpt = Annotated[Optional[ExecutorName], typer.Option(rich_help_panel=CLUSTER, help="Run one job per checkpoint: local (this process), ray or slurm (a job array through submitit).")]
+StatusOpt = Annotated[bool, typer.Option("--status", rich_help_panel=CLUSTER, help="List done / running / failed / missing per checkpoint (results folder + squeue/scontrol) and exit.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", rich_help_panel=CLUSTER, help="Print the job plan (checkpoints, tasks, requests, tokens); submit nothing.")]
+ResubmitOpt = Annotated[bool, typer.Option("--resubmit-failed", rich_help_panel=CLUSTER, help="Also resubmit failed jobs (a corrupt checkpoint only once its files change).")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", rich_help_panel=CLUSTER, help="Wait for the jobs to finish (slurm: --no-wait returns once submitted).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(rich_help_panel=CLUSTER, help="ray: 'auto' (a running cluster) or HOST:PORT; default: start Ray on this machine.")]
+PartitionOpt = Annotated[Optional[str], typer.Option(rich_help_panel=CLUSTER, help="slurm: sbatch --partition.")]
+GpusOpt = Annotated[int, typer.Option(min=0, rich_help_panel=CLUSTER, help="slurm: sbatch --gpus-per-node (default: tensor x data parallel size on GPUs, 0 on CPU).")]
+TimeOpt = Annotated[Optional[str], typer.Option(rich_help_panel=CLUSTER, help="slurm: sbatch --time (minutes, HH:MM:SS or D-HH:MM:SS).")]
+AccountOpt = Annotated[Optional[str], typer.Option(rich_help_panel=CLUSTER, help="slurm: sbatch --account.")]
+CpusOpt = Annotated[int, typer.Option(min=1, rich_help_panel=CLUSTER, help="slurm: sbatch --cpus-per-task.")]
+MemOpt = Annotated[Optional[float], typer.Option(min=0.1, rich_help_panel=CLUSTER, help="slurm: sbatch --mem, in GB.")]
+MaxParallelOpt = Annotated[Optional[int], typer.Option(min=1, rich_help_panel=CLUSTER, help="slurm: at most K jobs at once (job array throttle --array=...%K).")]
+SbatchOpt = Annotated[Optional[list[str]], typer.Option("--slurm-option", rich_help_panel=CLUSTER, help="slurm: any other sbatch option as KEY=VALUE (repeatable), e.g. qos=high.")]
+
+
+def _sweep_options(executor: Optional[ExecutorName], status: bool, dry_run: bool, resubmit_failed: bool, wait: bool,
+                   watch: bool, interval: float, ray_address: Optional[str], partition: Optional[str], gpus: int,
+                   time_: Optional[str], account: Optional[str], cpus: int, mem: Optional[float], max_parallel: Optional[int],
+                   sbatch: Optional[list[str]]) -> Any:
+    from evalsuite.executors import RayOptions, SlurmOptions
+    from evalsuite.executors.command import SweepOptions, parse_sbatch_options
+
+    import os
+
+    # submitit's local executor runs the slurm code path without Slurm (tests, laptops)
+    cluster = "local" if os.environ.get("EVALSUITE_SUBMITIT_CLUSTER") == "local" else "slurm"
+    return SweepOptions(
+        executor=(executor.value if executor else "local"), status=status, dry_run=dry_run, resubmit_failed=resubmit_failed,
+        wait=wait, watch=watch, interval=interval, ray=RayOptions(address=ray_address),
+        slurm=SlurmOptions(partition=partition, gpus_per_job=gpus, time=time_, account=account, max_parallel=max_parallel,
+                           cpus_per_job=cpus, mem_gb=mem, extra=parse_sbatch_options(sbatch), cluster=cluster))
 
 
 @app.command()
@@ -458,8 +501,25 @@ def track(
     every: Annotated[Optional[int], typer.Option(min=1, metavar="K", help="Only steps divisible by K.", rich_help_panel=SERIES)] = None,
     steps: Annotated[Optional[str], typer.Option(metavar="LIST", help="Only these steps, e.g. 1000,2000.", rich_help_panel=SERIES)] = None,
     log_to: Annotated[Optional[str], typer.Option(metavar="NAME", help="tensorboard or wandb: also log scalars (skipped if not installed).", rich_help_panel=SERIES)] = None,
+    executor: ExecutorOpt = None,
+    status: StatusOpt = False,
+    dry_run: DryRunOpt = False,
+    resubmit_failed: ResubmitOpt = False,
+    wait_jobs: WaitOpt = True,
+    ray_address: RayAddressOpt = None,
+    slurm_partition: PartitionOpt = None,
+    slurm_gpus_per_job: GpusOpt = 0,
+    slurm_time: TimeOpt = None,
+    slurm_account: AccountOpt = None,
+    slurm_cpus_per_job: CpusOpt = 1,
+    slurm_mem_gb: MemOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    slurm_option: SbatchOpt = None,
 ) -> None:
     """Evaluate every checkpoint of a series not yet evaluated (incremental; --watch beside training).
+
+    With --executor ray|slurm each checkpoint becomes one job on that engine; --status, --dry-run and
+    --resubmit-failed inspect and repair such a sweep.
 
     Takes every option of 'run'; --name names the series (checkpoints are shown as '<name> step <N>'), and tokenizer files are searched for up to the series folder.
     """
@@ -469,6 +529,15 @@ def track(
     base = opts.run_config("-")  # --name names the series; each checkpoint is shown as '<name> step <N>'
     output = opts.output
     say = lambda s: typer.echo(s, err=True)  # noqa: E731
+    if executor is not None or status or dry_run or resubmit_failed:
+        from evalsuite.executors.command import run_command
+
+        sweep_opts = _sweep_options(executor, status, dry_run, resubmit_failed, wait_jobs, watch, interval, ray_address,
+                                    slurm_partition, slurm_gpus_per_job, slurm_time, slurm_account, slurm_cpus_per_job,
+                                    slurm_mem_gb, max_parallel, slurm_option)
+        code = _guard(lambda: run_command(lambda: discover(series, every=every, steps=_steps(steps)), series, base, sweep_opts,
+                                          typer.echo, say))
+        raise typer.Exit(code)
 
     def go() -> Any:
         if watch:
@@ -491,6 +560,39 @@ def track(
         typer.echo(f"failed: {name}: {err}")
     if rep.failed and not rep.evaluated and not rep.reused:
         raise typer.Exit(1)
+
+
+@app.command()
+@evaluation_options
+def sweep(
+    models: Annotated[list[str], typer.Argument(help="Model (checkpoint) folders, one job each.")],
+    opts: EvalOptions,
+    executor: ExecutorOpt = None,
+    status: StatusOpt = False,
+    dry_run: DryRunOpt = False,
+    resubmit_failed: ResubmitOpt = False,
+    wait_jobs: WaitOpt = True,
+    ray_address: RayAddressOpt = None,
+    slurm_partition: PartitionOpt = None,
+    slurm_gpus_per_job: GpusOpt = 0,
+    slurm_time: TimeOpt = None,
+    slurm_account: AccountOpt = None,
+    slurm_cpus_per_job: CpusOpt = 1,
+    slurm_mem_gb: MemOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    slurm_option: SbatchOpt = None,
+) -> None:
+    """Evaluate an explicit list of models, one job per model (local, ray or slurm); --name names the set."""
+    from evalsuite.executors.command import run_command, series_of_models
+
+    base = opts.run_config("-")
+    sweep_opts = _sweep_options(executor, status, dry_run, resubmit_failed, wait_jobs, False, 60.0, ray_address,
+                                slurm_partition, slurm_gpus_per_job, slurm_time, slurm_account, slurm_cpus_per_job,
+                                slurm_mem_gb, max_parallel, slurm_option)
+    say = lambda s: typer.echo(s, err=True)  # noqa: E731
+    name = opts.name
+    code = _guard(lambda: run_command(lambda: series_of_models(models, name), name or "sweep", base, sweep_opts, typer.echo, say))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -527,12 +629,15 @@ def signal(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Early-signal statistics per task over a series (on the median across prompt variants)."""
+    from evalsuite.anomaly import series_flags
     from evalsuite.series import THRESHOLDS, discover
     from evalsuite.track import signal_table
 
-    rows = _guard(lambda: signal_table(discover(series), output))
+    s = _guard(lambda: discover(series))
+    rows = _guard(lambda: signal_table(s, output))
+    points, flagged = series_flags(s, output)
     if json_out:
-        typer.echo(json.dumps({"thresholds": THRESHOLDS, "tasks": rows}, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({"thresholds": THRESHOLDS, "tasks": rows, "anomalies": flagged}, ensure_ascii=False, indent=2))
         return
     if not rows:
         typer.echo("no results for this series yet; run 'evalsuite track' first")
@@ -554,6 +659,12 @@ def signal(
                    f"{f(r['prompt_switch_rate']):>5} {mark(p['prompt_switch_rate'])} {f(r['trajectory_cv']):>6}")
     typer.echo(f"thresholds: monotonicity >= {THRESHOLDS['monotonicity']}, snr >= {THRESHOLDS['snr']}, "
                f"non-randomness > {THRESHOLDS['non_randomness']}, prompt switch rate <= {THRESHOLDS['prompt_switch_rate']}")
+    by_step = {p.step: p for p in points}
+    names = {c.step: c.name for c in s.checkpoints}
+    for step in flagged:
+        p = by_step[step]
+        typer.echo(f"anomaly: {names.get(step, step)} (step {step}): suite score {p.score:.2f} inside the chance interval "
+                   f"(<= {p.chance_upper:.2f}) while both neighbours lie above it; re-check this checkpoint (a corrupted read?)")
 
 
 if __name__ == "__main__":  # pragma: no cover

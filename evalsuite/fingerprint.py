@@ -21,8 +21,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from evalsuite.store import atomic_write_json
+from evalsuite.core.records import stable_hash
+from evalsuite.store import atomic_write_json, safe_name
 
 # .py: a --trust-remote-code model's own modeling/tokenizer code decides its numbers as much as its weights
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".json", ".txt", ".tiktoken", ".py")
@@ -144,3 +146,50 @@ def fingerprint(model: str, revision: str | None = None) -> str:
         except OSError:
             pass  # memoisation is an optimisation only
     return "sha256:" + h.hexdigest()[:32]
+
+
+# ---------------------------------------------------------------- memo in a results folder (cluster sweeps)
+# A job that hashed a checkpoint records the fingerprint beside the results, with the
+# (name, size, mtime) of every file it covers: the submitting host, `track --status` and
+# `evalsuite signal` then know the fingerprint from one stat per file, without reading weights.
+
+def checkpoint_key(path: str | Path) -> str:
+    """File-name key of a checkpoint: unique per absolute path, readable."""
+    p = str(Path(path).resolve())
+    return f"{safe_name(Path(p).name, 60)}-{stable_hash(p, 8)}"
+
+
+def file_stats(folder: Path) -> list[list[Any]]:
+    """(name, size, mtime_ns) of the files a fingerprint covers."""
+    out = []
+    for p in model_files(folder):
+        st = p.stat()
+        out.append([p.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def memo_path(out: Path, checkpoint: str | Path) -> Path:
+    return out / "fingerprints" / f"{checkpoint_key(checkpoint)}.json"
+
+
+def write_memo(out: Path, checkpoint: str | Path, fp: str) -> None:
+    """Record ``fp`` with the stats of the files it covers (written by the job that hashed them)."""
+    folder = Path(checkpoint)
+    atomic_write_json(memo_path(out, folder), {"checkpoint": str(folder.resolve()), "fingerprint": fp,
+                                               "files": file_stats(folder)})
+
+
+def memo_fingerprint(out: Path, checkpoint: str | Path) -> str | None:
+    """The fingerprint a job recorded, if the checkpoint's files are unchanged since; never reads weights."""
+    folder = Path(checkpoint)
+    try:
+        memo = json.loads(memo_path(out, folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(memo, dict) or not folder.is_dir():
+        return None
+    try:
+        same = memo.get("files") == file_stats(folder)
+    except OSError:
+        return None
+    return memo.get("fingerprint") if same else None

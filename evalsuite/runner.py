@@ -80,6 +80,8 @@ class RunConfig:
     """Read and write the request cache (``--no-cache`` turns it off)."""
     cache_dir: Path | None = None
     """Request cache folder (default ``$EVALSUITE_CACHE/requests`` or ``~/.cache/evalsuite/requests``)."""
+    cache_local: Path | None = None
+    """Write this run's cache shard here (local disk) and publish it into ``cache_dir`` when done (shared filesystems)."""
     series: str | None = None
     """Name of the checkpoint series this model belongs to (``evalsuite track``)."""
     step: int | None = None
@@ -415,7 +417,14 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
                          "choose a writable --output folder") from None
     remove_stale_temp_files(out_dir)
     requests = list(unique.values())
-    cache = RequestCache(identity, cfg.cache_dir) if cfg.use_cache else None
+    cache: RequestCache | None = None
+    if cfg.use_cache:
+        if cfg.cache_local is not None:
+            from evalsuite.cache_shared import SharedCache
+
+            cache = SharedCache(identity, cfg.cache_dir, cfg.cache_local)
+        else:
+            cache = RequestCache(identity, cfg.cache_dir)
     responses: dict[str, Response] = cache.lookup(r.id for r in requests) if cache else {}
     todo = [r for r in requests if r.id not in responses]
     t_load = t_compute = time.perf_counter()

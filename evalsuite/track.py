@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite.checkpoint import check_model_folder, resolve_tokenizer
 from evalsuite import SCORING_VERSION
-from evalsuite.core.errors import EvalsuiteError
-from evalsuite.fingerprint import fingerprint
+from evalsuite.checkpoint import check_model_folder, resolve_tokenizer
+from evalsuite.core.errors import EvalsuiteError, ModelLoadError
+from evalsuite.fingerprint import fingerprint, memo_fingerprint, write_memo
 from evalsuite.runner import RunConfig, resolve_backend, run, task_data_digest
 from evalsuite.spec.catalog import Catalog, resolve_selection
 from evalsuite.record import RecordError, RunRecord, read_record
@@ -36,6 +36,8 @@ class TrackReport:
     evaluated: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    corrupt: set[str] = field(default_factory=set)
+    """Failed because the checkpoint itself cannot be read or loaded (not worth retrying unchanged)."""
     results: list[Path] = field(default_factory=list)
     backend_calls: int = 0
     models_loaded: int = 0
@@ -116,9 +118,11 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             fp = fingerprint(str(cp.path))
         except OSError as e:
             report.failed[cp.name] = f"cannot read checkpoint: {e}"
+            report.corrupt.add(cp.name)
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
+        _remember(out, cp, fp)
         tok_fp = None
         if make_backend is None and base.backend != "fake":  # which tokenizer: part of being up to date
             try:
@@ -143,11 +147,14 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
             if e.exit_code == 2:
                 raise
             report.failed[cp.name] = str(e)
+            if isinstance(e, ModelLoadError):
+                report.corrupt.add(cp.name)
             _record_failure(out, series, cp, str(e))
             say(f"failed {label}: {e}")
             continue
         except Exception as e:  # a corrupt checkpoint must not stop the watcher
             report.failed[cp.name] = f"{type(e).__name__}: {e}"
+            report.corrupt.add(cp.name)
             _record_failure(out, series, cp, report.failed[cp.name])
             say(f"failed {label}: {report.failed[cp.name]}")
             continue
@@ -157,6 +164,16 @@ def track(series: Series, base: RunConfig, newest_first: bool = False, on_event:
         report.results.append(res.results_path)
         say(f"evaluated {label}: {res.results_path}")
     return report
+
+
+def _remember(out: Path, cp: Checkpoint, fp: str) -> None:
+    """Leave the fingerprint beside the results, so status and sweeps need not hash this checkpoint again."""
+    if memo_fingerprint(out, cp.path) == fp:
+        return
+    try:
+        write_memo(out, cp.path, fp)
+    except OSError:
+        pass  # an optimisation only
 
 
 def _record_failure(out: Path, series: Series, cp: Checkpoint, error: str) -> None:
@@ -206,8 +223,8 @@ def watch(spec: str, base: RunConfig, interval: float = 60.0, newest_first: bool
 
 # ---------------------------------------------------------------- reading a series back
 
-def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
-    """Per task, the normalized headline score per prompt at each checkpoint (newest results win)."""
+def tasks_by_fingerprint(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per model fingerprint, per task, the newest ``TaskRecord`` in ``out_dir``."""
     by_fp: dict[str, dict[str, Any]] = {}
     for f in sorted(_results_files(out_dir)):  # oldest first, newer overwrite
         rec = _load(f)
@@ -215,11 +232,17 @@ def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
             continue
         for name, t in rec.tasks.items():
             by_fp.setdefault(rec.model.fingerprint or "", {})[name] = t
+    return by_fp
+
+
+def collect(series: Series, out_dir: Path) -> dict[str, list[StepScores]]:
+    """Per task, the normalized headline score per prompt at each checkpoint (newest results win)."""
+    by_fp = tasks_by_fingerprint(out_dir)
     per_task: dict[str, list[StepScores]] = {}
     for cp in series.checkpoints:
         if cp.step is None:
             continue
-        fp = fingerprint(str(cp.path))
+        fp = memo_fingerprint(out_dir, cp.path) or fingerprint(str(cp.path))  # a sweep's jobs left memos: no re-hashing
         for name, t in sorted(by_fp.get(fp, {}).items()):
             pt = step_scores(cp.step, t)
             if pt is not None:

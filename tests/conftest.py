@@ -41,3 +41,25 @@ def xnli_file(shared_data: Path) -> Path:
     if not p.exists():
         pytest.skip(f"{p} is absent")
     return p
+
+
+@pytest.fixture(scope="module")
+def sweep_series(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three checkpoints of one tiny run (hidden 32, 2 layers) for the sweep tests."""
+    from _sweep_helpers import build_series
+
+    return build_series(tmp_path_factory.mktemp("sweep") / "exp1")
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(sweep_series: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain local ``track`` of ``sweep_series``: what every executor must reproduce."""
+    from _sweep_helpers import STEPS, base_config
+
+    from evalsuite.series import discover
+    from evalsuite.track import track
+
+    out = tmp_path_factory.mktemp("reference")
+    rep = track(discover(str(sweep_series)), base_config(out))
+    assert len(rep.evaluated) == len(STEPS) and not rep.failed
+    return out

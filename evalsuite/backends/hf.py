@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
 from evalsuite.backends.plan import Group, Item, plan_groups
-from evalsuite.core.errors import BackendError
+from evalsuite.core.errors import BackendError, ModelLoadError
 from evalsuite.core.records import Request, RequestKind, Response
 
 
@@ -152,13 +152,15 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
         tok = AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code)
     except Exception as e:
         hint = "" if Path(tok_source).exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
-        raise BackendError(f"{tok_source}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
+        err = ModelLoadError if Path(tok_source).exists() else BackendError  # a local folder that will not load: a corrupt checkpoint
+        raise err(f"{tok_source}: cannot load the tokenizer: {str(e).splitlines()[0][:300]}{hint}") from None
     check_tokenizer_encodes(tok, tok_source)
     try:
         model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as e:
         hint = "" if p.exists() else " (hub ids need network access or a local copy in the HF cache; offline, pass a local folder)"
-        raise BackendError(f"{model_id}: cannot load the model: {str(e).splitlines()[0][:300]}{hint}") from None
+        err = ModelLoadError if p.exists() else BackendError  # a local folder that will not load: a corrupt checkpoint
+        raise err(f"{model_id}: cannot load the model: {str(e).splitlines()[0][:300]}{hint}") from None
     model.to(device)
     model.eval()
     return model, tok

@@ -75,3 +75,7 @@ class OutputError(EvalsuiteError):
     """Results could not be written (disk full, file size limit, folder gone)."""
 
     exit_code = 1
+
+
+class ModelLoadError(BackendError):
+    """A local model folder exists but its weights or tokenizer cannot be loaded (a corrupt checkpoint)."""
