@@ -1,0 +1,152 @@
+"""Architecture matrix: every decoder family the hf backend accepts gives plain-forward numbers.
+
+Tiny models (hidden 32-64, 2 layers, untrained but with a large ``initializer_range`` so logits
+are far from uniform) are built from transformers configs, with attention windows shorter than
+the test sequences. Each scores multiple-choice requests (prefix groups of different lengths,
+each shared by several continuations, sequences longer than the window) through the hf backend
+at several token budgets, and every request's log-likelihood is compared with one plain,
+unbatched ``model(context + continuation)`` call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from evalsuite.backends.hf import HFBackend, HFOptions
+from evalsuite.core.records import GenerationParams, Request, RequestKind
+from evalsuite.runner import compute
+
+TOL = 1e-4
+WINDOW = 8
+
+
+def _common(tok: Any) -> dict[str, Any]:
+    return dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+
+
+def _configs(tok: Any) -> dict[str, Any]:
+    """name -> (config, engine expected after the fix)."""
+    import transformers as tf
+
+    c = _common(tok)
+    llama_like = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2)
+    return {
+        "llama": tf.LlamaConfig(**llama_like, **c),
+        "mistral-window": tf.MistralConfig(**llama_like, sliding_window=WINDOW, **c),
+        "qwen2-window": tf.Qwen2Config(**llama_like, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1,
+                                       **c),
+        "starcoder2-window": tf.Starcoder2Config(**llama_like, sliding_window=WINDOW, **c),
+        "gemma2": tf.Gemma2Config(**llama_like, head_dim=16, query_pre_attn_scalar=16, sliding_window=WINDOW,
+                                  attn_logit_softcapping=50.0, final_logit_softcapping=30.0, **c),
+        "gptneo-local": tf.GPTNeoConfig(hidden_size=64, num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
+                                        window_size=WINDOW, max_position_embeddings=512, initializer_range=0.2, **c),
+        "mpt-alibi": tf.MptConfig(d_model=64, n_heads=4, n_layers=2, expansion_ratio=2, max_seq_len=512,
+                                  initializer_range=0.2, **c),
+        "gpt2": tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=512, initializer_range=0.2, **c),
+        "bloom-alibi": tf.BloomConfig(hidden_size=64, n_layer=2, n_head=4, initializer_range=0.2, **c),
+        "opt": tf.OPTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128,
+                            word_embed_proj_dim=64, max_position_embeddings=512, init_std=0.2, **c),
+        "gptneox": tf.GPTNeoXConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                    max_position_embeddings=512, initializer_range=0.2, **c),
+        "falcon": tf.FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=4,
+                                  max_position_embeddings=512, initializer_range=0.2, **c),
+    }
+
+
+FAST = {"llama", "gpt2", "bloom-alibi", "opt", "gptneox", "falcon"}
+"""Plain causal attention with positions from position ids: packed rows stay exact and are kept."""
+ARCHS = ["llama", "mistral-window", "qwen2-window", "starcoder2-window", "gemma2", "gptneo-local", "mpt-alibi",
+         "gpt2", "bloom-alibi", "opt", "gptneox", "falcon"]
+MODES = {"default": {}, "batch-1": {"batch_tokens": 1}, "batch-64": {"batch_tokens": 64},
+         "batch-all": {"batch_tokens": 10**7}, "no-packing": {"packing": False}}
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from evalsuite.tiny import build_tokenizer, corpus
+
+    return build_tokenizer(corpus(), vocab=400)
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def build(name: str, tok: Any) -> Any:
+    """The model of one row, built once per module (seeded)."""
+    if name not in _MODELS:
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(0)
+        _MODELS[name] = AutoModelForCausalLM.from_config(_configs(tok)[name], dtype=torch.float32).eval()
+    return _MODELS[name]
+
+
+def mc_requests() -> list[Request]:
+    """Multiple-choice requests: prefix groups of 2 to ~70 tokens, each shared by 3-4 continuations
+    of 1-12 tokens; some contexts share a long few-shot-like preamble."""
+    from evalsuite.tiny import corpus
+
+    lines = corpus()
+    answers = [" نعم", " لا", " ربما", " يقرأ الطلاب الكتب في المكتبة"]
+    preamble = "أجب عن السؤال بنعم أو لا أو ربما. " + lines[0] + " " + lines[1]
+    reqs: list[Request] = []
+    contexts = ["هل", lines[2][:20], lines[3], preamble + " سؤال: " + lines[4][:30], preamble + " سؤال: " + lines[5][:12],
+                lines[6] + " " + lines[7], "The model is"]
+    for ctx in contexts:
+        for a in answers:
+            reqs.append(Request(RequestKind.LOGLIKELIHOOD, ctx, a))
+    reqs.append(Request(RequestKind.LOGLIKELIHOOD, "", " " + lines[8]))  # empty context: prefix token only
+    return reqs
+
+
+def reference(model: Any, items: list[Any]) -> list[float]:
+    """One plain forward per item: no batching, no padding, no cache."""
+    out = []
+    for it in items:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([it.tokens[:-1]])).logits[0].float()
+        lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(it.tokens[1:])[:, None])[:, 0]
+        out.append(float(lp[it.start - 1:].double().sum()))
+    return out
+
+
+def worst_delta(name: str, tok: Any, mode: str, reqs: list[Request] | None = None) -> tuple[float, int, HFBackend]:
+    """(max |delta| against the reference, how many requests are over TOL, the backend) for one row and mode."""
+    model = build(name, tok)
+    reqs = reqs or mc_requests()
+    backend = HFBackend("x", HFOptions(device="cpu", dtype="float32", **MODES[mode]), model=model, tokenizer=tok)
+    got = compute(backend, reqs)
+    items = [e.item for e in backend.encoder.pairs([(r.context, r.continuation) for r in reqs])]
+    ref = reference(model, items)
+    deltas = [abs(got[r.id].loglikelihood - w) for r, w in zip(reqs, ref)]
+    return max(deltas), sum(d > TOL for d in deltas), backend
+
+
+def test_requests_are_longer_than_the_window(tok):
+    from evalsuite.backends.base import PairEncoder
+
+    enc = PairEncoder(tok, 512)
+    lens = sorted(len(e.item.tokens) for e in enc.pairs([(r.context, r.continuation) for r in mc_requests()]))
+    assert lens[0] <= WINDOW < 3 * WINDOW < lens[-1]
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_logits_are_far_from_uniform(name, tok):
+    """Errors cannot hide under the tolerance: log-probs spread over several nats."""
+    model = build(name, tok)
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([list(range(3, 40))])).logits[0].float(), -1)
+    assert float((lp.max(-1).values - lp.min(-1).values).min()) > 2.0
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("name", ARCHS)
+def test_loglikelihood_matches_plain_forward(name, mode, tok):
+    worst, n_bad, _ = worst_delta(name, tok, mode)
+    assert worst < TOL, f"{name} {mode}: max |delta| {worst:.3g} nats, {n_bad} requests over {TOL}"
