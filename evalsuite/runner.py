@@ -372,7 +372,9 @@ def run(cfg: RunConfig, backend: Backend | None = None, progress: bool = True, a
         "evalsuite_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv if argv is not None else sys.argv,
-        "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity), "backend": identity,
+        # engine / engine_reason: which hf scoring engine ran and why (absent when nothing was computed)
+        "model": {"name": cfg.model, "fingerprint": _model_fingerprint(cfg.model, identity),
+                  "backend": {**identity, **(getattr(backend, "engine_info", None) or {})},
                   "series": cfg.series, "step": cfg.step},
         "config": _config_record(cfg),
         "skipped_tasks": skipped,

@@ -116,14 +116,18 @@ def reference(model: Any, items: list[Any]) -> list[float]:
     return out
 
 
-def worst_delta(name: str, tok: Any, mode: str, reqs: list[Request] | None = None) -> tuple[float, int, HFBackend]:
+_REFS: dict[str, list[float]] = {}
+
+
+def worst_delta(name: str, tok: Any, mode: str) -> tuple[float, int, HFBackend]:
     """(max |delta| against the reference, how many requests are over TOL, the backend) for one row and mode."""
     model = build(name, tok)
-    reqs = reqs or mc_requests()
+    reqs = mc_requests()
     backend = HFBackend("x", HFOptions(device="cpu", dtype="float32", **MODES[mode]), model=model, tokenizer=tok)
     got = compute(backend, reqs)
-    items = [e.item for e in backend.encoder.pairs([(r.context, r.continuation) for r in reqs])]
-    ref = reference(model, items)
+    if name not in _REFS:
+        _REFS[name] = reference(model, [e.item for e in backend.encoder.pairs([(r.context, r.continuation) for r in reqs])])
+    ref = _REFS[name]
     deltas = [abs(got[r.id].loglikelihood - w) for r, w in zip(reqs, ref)]
     return max(deltas), sum(d > TOL for d in deltas), backend
 
@@ -148,5 +152,54 @@ def test_logits_are_far_from_uniform(name, tok):
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("name", ARCHS)
 def test_loglikelihood_matches_plain_forward(name, mode, tok):
-    worst, n_bad, _ = worst_delta(name, tok, mode)
+    worst, n_bad, backend = worst_delta(name, tok, mode)
     assert worst < TOL, f"{name} {mode}: max |delta| {worst:.3g} nats, {n_bad} requests over {TOL}"
+    # the fast rows keep the fast engine; the others reuse one prefix at a time
+    want = "prefix-cache-single" if name not in FAST else "prefix-cache" if mode == "no-packing" else "packed"
+    assert backend.engine_info["engine"] == want, backend.engine_info
+
+
+@pytest.mark.parametrize(("extra", "engine"), [
+    ({}, "packed"),
+    ({"sliding_window": 4096}, "prefix-cache-single"),
+    ({"sliding_window": 4096, "use_sliding_window": False}, "packed"),  # Qwen2 checkpoints ship both
+    ({"layer_types": ["full_attention", "full_attention"], "sliding_window": 8}, "packed"),
+    ({"layer_types": ["sliding_attention", "full_attention"], "sliding_window": 8}, "prefix-cache-single"),
+    ({"local_window": 128}, "plain"),  # a window evalsuite does not know: no reuse at all
+    ({"attention_window": [64, 64]}, "plain"),
+])
+def test_engine_from_config(extra, engine):
+    from evalsuite.backends.exactness import choose
+
+    cfg = {"model_type": "llama", "num_hidden_layers": 2, "sliding_window": None, **extra}
+    got = choose(cfg)
+    assert got.engine == engine, got
+    assert got.reason
+
+
+def test_engine_from_config_for_known_families(tok):
+    from evalsuite.backends.exactness import choose
+
+    cfgs = _configs(tok)
+    assert choose(cfgs["mpt-alibi"]).engine == "prefix-cache-single" and "ALiBi" in choose(cfgs["mpt-alibi"]).reason
+    assert choose(cfgs["gptneo-local"]).window == WINDOW
+    neo_global = _configs(tok)["gptneo-local"]
+    neo_global.attention_layers = ["global", "global"]
+    assert choose(neo_global).engine == "packed"
+    assert choose(cfgs["gemma2"]).window == WINDOW
+    assert choose(cfgs["bloom-alibi"]).engine == choose(cfgs["falcon"]).engine == "packed"
+    assert choose(cfgs["mistral-window"], share_prefixes=False).engine == "plain"
+
+
+def test_unknown_window_key_runs_the_plain_engine_and_says_so(tok):
+    """A config key with 'window' in its name that evalsuite does not know: no reuse, exact numbers, and the reason."""
+    import copy
+
+    model = copy.deepcopy(build("llama", tok))
+    model.config.experimental_window = 16
+    reqs = mc_requests()
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=tok)
+    got = compute(b, reqs)
+    assert b.engine_info["engine"] == "plain" and "experimental_window=16" in b.engine_info["engine_reason"]
+    ref = reference(model, [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in reqs])])
+    assert max(abs(got[r.id].loglikelihood - w) for r, w in zip(reqs, ref)) < TOL

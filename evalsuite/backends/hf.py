@@ -1,10 +1,13 @@
 """Transformers backend: the reference implementation, CPU and GPU.
 
 Log-likelihoods: requests are encoded once, planned into shared-prefix groups
-over the whole run (``plan.py``), and each group's prefix is computed once; its
-key/value cache is gathered under the tails of all members. Prefix and tail
-batches are right-padded (real tokens never attend to padding; no query row is
-fully masked), sorted by length and bounded by a token budget.
+over the whole run (``plan.py``), and each group's prefix is computed once:
+packed into one row with its members' tails under a tree mask, or its key/value
+cache gathered under the tails of all members. Prefix and tail batches are
+right-padded (real tokens never attend to padding; no query row is fully
+masked), sorted by length and bounded by a token budget. Which engine a model
+gets (and whether prefixes are reused at all) depends on its attention: see
+``exactness.py``; the choice is checked against plain forwards at start-up.
 
 Generation: batched greedy ``generate`` with left padding and stop sequences.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
+from evalsuite.backends.exactness import FALLBACK, choose
 from evalsuite.backends.plan import Group, Item, plan_groups
 from evalsuite.core.errors import BackendError
 from evalsuite.core.records import Request, RequestKind, Response
@@ -203,7 +207,8 @@ class HFBackend:
         self.batch_tokens = max(1, self.opts.batch_tokens or (1024 if self.device == "cpu" else 4096))
         self.forward_s = 0.0
         """Seconds inside the model's forward passes (the harness's own compute; the rest is overhead)."""
-        self._packed_ok: bool | None = None
+        self.engine_info: dict[str, str] | None = None
+        """``engine`` and ``engine_reason`` once the first log-likelihoods are scored (see exactness.py)."""
         self._body: Any = None
         self._head: Any = None
         if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
@@ -264,12 +269,20 @@ class HFBackend:
         """Call ``done(i, logprob_sum, is_greedy)`` for every item, in plan order."""
         import torch
 
-        groups = plan_groups(items, self.opts.share_prefixes)
-        if self.opts.packing and self._packable():
+        if self.engine_info is None:
+            self._choose_engine(items, torch)
+        assert self.engine_info is not None
+        self._score(self.engine_info["engine"], items, done, torch)
+
+    def _score(self, engine: str, items: list[Item], done: Any, torch: Any) -> None:
+        """Score ``items`` with one engine of ``exactness.ENGINES``."""
+        groups = plan_groups(items, share_prefixes=self.opts.share_prefixes and engine != "plain")
+        if engine == "packed":
             rows, rest = self._pack_rows(items, groups)
             if rows:
                 self._score_packed(items, rows, done, torch)
             groups = rest
+        single = engine == "prefix-cache-single"  # one prefix group per batch: no padded prefix
         groups.sort(key=lambda g: (g.depth, len(g.members)))
         budget = self.batch_tokens
         chunk: list[Group] = []
@@ -278,7 +291,7 @@ class HFBackend:
         for g in groups:
             g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
             # groups are sorted by depth, so g.depth is the chunk's padded prefix width
-            if chunk and ((len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
+            if chunk and (single or (len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
                 self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
                               lambda c: f"a single prefix of {c[0].depth} tokens")
                 chunk, longest, tail_tokens = [], 0, 0
@@ -288,6 +301,66 @@ class HFBackend:
         if chunk:
             self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
                           lambda c: f"a single prefix of {c[0].depth} tokens")
+
+    def _choose_engine(self, items: list[Item], torch: Any) -> None:
+        """Pick the engine from the config (``exactness.choose``), then check it against plain forwards
+        on this model; on a mismatch fall back to the next engine and say so in ``engine_reason``."""
+        choice = choose(self.model.config, packing=self.opts.packing, share_prefixes=self.opts.share_prefixes)
+        engine, reason = choice.engine, choice.reason
+        if engine == "packed":
+            why_not = self._packing_unsupported()
+            if why_not:
+                engine, reason = "prefix-cache", f"packed rows unsupported ({why_not}): shared prefixes through the cache"
+        longest = max((len(it.tokens) for it in items), default=2)
+        while engine != "plain":
+            worst = self._self_check(engine, longest, choice.window, torch)
+            if worst is None:
+                break
+            nxt = FALLBACK[engine]
+            reason += f"; self-check: {engine} was off plain forwards by {worst:.3g} nats, so {nxt} runs"
+            engine = nxt
+        self.engine_info = {"engine": engine, "engine_reason": reason}
+
+    def _self_check(self, engine: str, longest: int, window: int | None, torch: Any) -> float | None:
+        """None if ``engine`` matches one plain forward per sequence on this model (float32: 1e-4 nats;
+        half precision: 0.02), else the largest difference. The sequences are min(window + 8, longest)
+        tokens long (a window the run never exceeds cannot matter), in three prefix groups of different
+        lengths, each shared by three continuations, scored together in one batch."""
+        cfg = self.model.config
+        vocab = int(getattr(cfg, "vocab_size", 0) or self.model.get_output_embeddings().weight.shape[0])
+        n = max(8, min(longest, (window or 24) + 8))
+        g = torch.Generator().manual_seed(0)
+
+        def rand(k: int) -> list[int]:
+            return torch.randint(0, vocab, (k,), generator=g).tolist()
+
+        items = []
+        for depth, tails in ((n - 4, (1, 2, 4)), (max(2, n // 2), (1, 3, n - n // 2)), (2, (2, n // 3 + 1, n - 2))):
+            prefix = rand(depth)
+            for k, t in enumerate(tails):
+                toks = prefix + rand(max(1, t))
+                start = max(1, depth - 2) if k == 0 else depth  # one member also scores the prefix's last tokens
+                items.append(Item(tuple(toks), min(start, len(toks) - 1)))
+        got: dict[int, float] = {}
+        saved = (self.calls, self.tokens_computed, self.forward_s, self.batch_tokens)
+        self.batch_tokens = 10**9  # all groups in one batch
+        try:
+            self._score(engine, items, lambda i, lp, _g: got.__setitem__(i, lp), torch)
+            want = []
+            for it in items:
+                ids = torch.tensor([it.tokens[:-1]], device=self.device)
+                lp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
+                tgt = torch.tensor(it.tokens[1:], device=self.device)
+                want.append(float(lp.gather(1, tgt[:, None])[it.start - 1:, 0].double().sum()))
+        except Exception as e:  # noqa: BLE001 - an architecture that refuses a 4D mask, explicit positions, a cache
+            if os.environ.get("EVALSUITE_DEBUG"):
+                raise
+            return float("inf") if not isinstance(e, _OutOfMemory) else None
+        finally:
+            self.calls, self.tokens_computed, self.forward_s, self.batch_tokens = saved
+        tol = 1e-4 if self.torch_dtype == torch.float32 else 0.02
+        worst = max(abs(got[i] - w) if i in got and math.isfinite(got[i]) else float("inf") for i, w in enumerate(want))
+        return None if worst <= tol else worst
 
     def _halving(self, run: Callable[[list], None], batch: list, alone: Callable[[list], str]) -> None:
         """Run a batch; on out-of-memory, halve it and retry each half, down to one element
@@ -303,12 +376,13 @@ class HFBackend:
             self._halving(run, batch[:half], alone)
             self._halving(run, batch[half:], alone)
 
-    def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
+    def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None,
+                 use_cache: bool = True) -> Any:
         self.calls += 1
         t = time.perf_counter()
         try:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past, use_cache=True)
+                             past_key_values=past, use_cache=use_cache)
         except RuntimeError as e:
             _raise_if_oom(e, input_ids.shape)
             raise
@@ -317,52 +391,20 @@ class HFBackend:
         return out
 
     # ---- packed rows: prefix + every member's tail in one row, tree attention ----
-    def _packable(self) -> bool:
-        """Whether packed rows give this model's numbers: checked once against plain forward passes.
+    def _packing_unsupported(self) -> str | None:
+        """Why packed rows cannot run on this model (None: they can; the self-check then measures them).
 
-        Needs a custom 4D attention mask (sdpa or eager attention), explicit position ids, no
-        sliding window, and ``lm_head(body(x))`` equal to the model's logits (no final soft-capping
-        or scaling the split would miss). Any doubt: the prefix-cache path, which needs none of it.
-        """
-        if self._packed_ok is None:
-            self._packed_ok = self._check_packing()
-        return self._packed_ok
-
-    def _check_packing(self) -> bool:
-        import torch
-
-        cfg = self.model.config
-        impl = getattr(cfg, "_attn_implementation", None)
-        if impl not in ("sdpa", "eager") or getattr(cfg, "sliding_window", None) or getattr(cfg, "layer_types", None) and \
-                any(t != "full_attention" for t in cfg.layer_types):
-            return False
+        Needs a custom 4D attention mask (sdpa or eager attention) and the model split into a body and
+        an lm head."""
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        if impl not in ("sdpa", "eager"):
+            return f"attention implementation {impl!r} takes no 4D mask"
         body = getattr(self.model, getattr(self.model, "base_model_prefix", "model"), None)
         head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
         if body is None or head is None:
-            return False
+            return "no separate body and lm head"
         self._body, self._head = body, head
-        vocab = int(getattr(cfg, "vocab_size", 0) or head.weight.shape[0])
-        g = torch.Generator().manual_seed(0)
-        a = torch.randint(0, vocab, (9,), generator=g).tolist()
-        b = a[:4] + torch.randint(0, vocab, (3,), generator=g).tolist()
-        items = [Item(tuple(a), 2), Item(tuple(b), 1)]
-        got: dict[int, float] = {}
-        try:
-            with torch.no_grad():
-                self._run_rows(items, [(4, (0, 1))], lambda i, lp, gr: got.__setitem__(i, lp), torch, count=False)
-                want = []
-                for it in items:
-                    ids = torch.tensor([it.tokens], device=self.device)
-                    lp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), -1)
-                    tgt = ids[0, 1:]
-                    want.append(float(lp.gather(1, tgt.unsqueeze(1))[it.start - 1:].sum()))
-        except Exception as e:  # an architecture that refuses a 4D mask or explicit positions
-            if os.environ.get("EVALSUITE_DEBUG"):
-                raise
-            _ = e
-            return False
-        tol = 1e-3 if self.torch_dtype == torch.float32 else 5e-2
-        return all(i in got and math.isfinite(got[i]) and abs(got[i] - w) <= tol * max(1.0, abs(w)) for i, w in enumerate(want))
+        return None
 
     def _pack_rows(self, items: list[Item], groups: list[Group]) -> tuple[list[tuple[int, tuple[int, ...]]], list[Group]]:
         """(depth, members) rows of at most ``row_tokens`` tokens; groups too long for that stay on the cache path.
@@ -405,8 +447,7 @@ class HFBackend:
             self._halving(lambda b: self._run_rows(items, b, done, torch), rows[i:j], lambda b: "one packed row")
             i = j
 
-    def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any,
-                  count: bool = True) -> None:
+    def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any) -> None:
         """One forward over packed rows. A row holds the token trie of its members' inputs in depth-first
         order: every distinct prefix once (the group's shared prefix, and any further sharing such as a
         common answer word), each token at its own position id, attending to exactly its ancestors.
@@ -468,9 +509,8 @@ class HFBackend:
         except RuntimeError as e:
             _raise_if_oom(e, ids.shape)
             raise
-        if count:
-            self.forward_s += time.perf_counter() - t0
-            self.tokens_computed += sum(len(t[0]) for t in tries)
+        self.forward_s += time.perf_counter() - t0
+        self.tokens_computed += sum(len(t[0]) for t in tries)
         own = torch.tensor(owner, dtype=torch.long, device=dev)
         sums = torch.zeros(len(members), dtype=torch.float64, device=dev).index_add_(0, own, tok_lp.double()).tolist()
         misses = torch.zeros(len(members), dtype=torch.long, device=dev).index_add_(0, own, (~greedy).long()).tolist()
@@ -490,9 +530,10 @@ class HFBackend:
             mask[gi, : g.depth] = 1
         pos = torch.arange(P, dtype=torch.long).unsqueeze(0).expand(G, P).contiguous()
         ids, mask, pos = ids.to(dev), mask.to(dev), pos.to(dev)
-        out = self._forward(ids, mask, pos)
+        has_tails = any(len(items[m].tokens) - g.depth >= 2 for g in chunk for m in g.members)
+        out = self._forward(ids, mask, pos, use_cache=has_tails)
         logits = out.logits
-        layers = _cache_layers(out.past_key_values)
+        layers = _cache_layers(out.past_key_values) if has_tails else []
 
         # Shared-prefix scores: cumulative log-probs of prefix tokens 1..depth-1 (only if a member starts inside).
         prefix_cum: dict[int, tuple[list[float], list[bool]]] = {}
