@@ -203,3 +203,27 @@ def test_unknown_window_key_runs_the_plain_engine_and_says_so(tok):
     assert b.engine_info["engine"] == "plain" and "experimental_window=16" in b.engine_info["engine_reason"]
     ref = reference(model, [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in reqs])])
     assert max(abs(got[r.id].loglikelihood - w) for r, w in zip(reqs, ref)) < TOL
+
+
+@pytest.mark.parametrize(("name", "final"), [("mistral-window", "plain"), ("mpt-alibi", "plain"), ("gptneo-local", "plain")])
+def test_self_check_catches_a_wrong_engine_and_switches(name, final, tok, monkeypatch):
+    """Were the config misread as plain causal attention, the start-up check (float32, 1e-4, sequences longer than
+    the window, several prefix groups in one batch) finds packed rows and the padded prefix cache wrong on these
+    models, falls back to plain forwards, and says why."""
+    import evalsuite.backends.hf as hf
+    from evalsuite.backends.exactness import EngineChoice
+
+    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", WINDOW))
+    worst, n_bad, b = worst_delta(name, tok, "default")
+    reason = b.engine_info["engine_reason"]
+    assert b.engine_info["engine"] == final, reason
+    assert "self-check: packed was off plain forwards" in reason and "self-check: prefix-cache was off" in reason
+    assert worst < TOL, f"{n_bad} requests over {TOL}"
+
+
+def test_self_check_passes_the_right_engine_without_counting_its_work(tok):
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=build("mistral-window", tok), tokenizer=tok)
+    compute(b, mc_requests()[:4])
+    assert "self-check" not in b.engine_info["engine_reason"]
+    items = [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in mc_requests()[:4]])]
+    assert b.tokens_computed <= sum(len(it.tokens) for it in items)  # the check's own forwards are not counted
