@@ -227,3 +227,44 @@ def test_self_check_passes_the_right_engine_without_counting_its_work(tok):
     assert "self-check" not in b.engine_info["engine_reason"]
     items = [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in mc_requests()[:4]])]
     assert b.tokens_computed <= sum(len(it.tokens) for it in items)  # the check's own forwards are not counted
+
+
+@pytest.mark.parametrize("name", ["mistral-window", "gemma2"])
+def test_rolling_windows_equal_plain_forwards(name, tok):
+    """Bits per byte: every rolling window (32 tokens, four attention windows) scores as a plain forward over it."""
+    texts = [" ".join(corpus_lines()[i:i + 4]) for i in range(0, 12, 3)]
+    model = build(name, tok)
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32", max_length=32), model=model, tokenizer=tok)
+    reqs = [Request(RequestKind.ROLLING_LOGLIKELIHOOD, t) for t in texts]
+    got = compute(b, reqs)
+    for r in reqs:
+        windows = b.encoder.rolling(r.context)
+        assert len(windows) >= 2 and max(len(w.tokens) for w in windows) > 3 * WINDOW
+        assert abs(got[r.id].loglikelihood - sum(reference(model, windows))) < TOL
+
+
+@pytest.mark.parametrize("name", ["mistral-window", "gemma2", "mpt-alibi"])
+def test_greedy_generation_equals_token_by_token_decode(name, tok):
+    """Batched, left-padded generation past the window gives the text of a plain token-by-token greedy loop."""
+    model = build(name, tok)
+    gp = GenerationParams(max_new_tokens=3 * WINDOW)
+    prompts = ["هل", corpus_lines()[2], corpus_lines()[3][:25], "The model is"]
+    reqs = [Request(RequestKind.GENERATE, p, "", gp) for p in prompts]
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=tok)
+    got = compute(b, reqs)
+    for r in reqs:
+        ids = tok(r.context, add_special_tokens=False)["input_ids"]
+        new: list[int] = []
+        for _ in range(gp.max_new_tokens):
+            with torch.no_grad():
+                nxt = int(model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            new.append(nxt)
+        assert got[r.id].text == tok.decode(new, skip_special_tokens=True)
+
+
+def corpus_lines() -> list[str]:
+    from evalsuite.tiny import corpus
+
+    return corpus()
