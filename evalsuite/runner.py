@@ -152,6 +152,12 @@ def check_model_argument(cfg: RunConfig) -> None:
             raise UsageError(f"--model {cfg.model}: is a file; give a model folder (saved with save_pretrained) or a hub id")
         if not (p / "config.json").exists():
             raise UsageError(f"--model {cfg.model}: not a model folder (no config.json); give a checkpoint saved with save_pretrained")
+        if cfg.backend == "hf":
+            from evalsuite.backends.exactness import refusal_of_folder
+
+            why = refusal_of_folder(p)
+            if why:
+                raise UsageError(f"--model {cfg.model}: {why}")
     elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1 or cfg.model.count("\\"):
         raise UsageError(f"--model {cfg.model}: no such model folder")
 

@@ -268,3 +268,34 @@ def corpus_lines() -> list[str]:
     from evalsuite.tiny import corpus
 
     return corpus()
+
+
+@pytest.mark.parametrize(("config_name", "says"), [("T5Config", "encoder-decoder"), ("MambaConfig", "state-space / recurrent"),
+                                                   ("RecurrentGemmaConfig", "state-space / recurrent")])
+def test_unsupported_architectures_are_refused_before_loading(config_name, says, tmp_path):
+    """A checkpoint folder holding only config.json: refused with exit 2, naming the architecture and what is
+    supported, before any tokenizer or weight is read (there are none to read)."""
+    import transformers as tf
+    from typer.testing import CliRunner
+
+    from evalsuite.backends.hf import load_model_and_tokenizer
+    from evalsuite.cli import app
+    from evalsuite.core.errors import UsageError
+
+    cfg = getattr(tf, config_name)()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg.to_dict(), default=str), encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", "--backend", "hf", "--model", str(tmp_path / "m"), "--suite", "demo",
+                                   "-o", str(tmp_path / "out"), "-q", "--no-cache"])
+    assert res.exit_code == 2, res.output
+    assert says in res.output and f"model_type '{cfg.model_type}'" in res.output and "decoder-only" in res.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UsageError, match=says):  # the backend itself refuses too (hub ids skip the folder check)
+        load_model_and_tokenizer(str(tmp_path / "m"), "cpu", torch.float32, False)
+
+
+def test_decoder_configs_are_not_refused(tok):
+    from evalsuite.backends.exactness import refusal
+
+    for name, cfg in _configs(tok).items():
+        assert refusal(cfg) is None, name

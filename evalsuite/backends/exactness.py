@@ -22,7 +22,9 @@ the backend then checks that engine against plain forwards on the model itself a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 ENGINES = ("packed", "prefix-cache", "prefix-cache-single", "plain")
@@ -78,6 +80,15 @@ def refusal(config: Any) -> str | None:
         return (f"{arch} (model_type '{mt}') is a state-space / recurrent model; the hf backend scores {SUPPORTED} only "
                 "(its prefix reuse needs a key/value cache)")
     return None
+
+
+def refusal_of_folder(folder: Path) -> str | None:
+    """:func:`refusal` of a local checkpoint's config.json (None when it cannot be read: loading will say why)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return refusal(cfg) if isinstance(cfg, dict) else None
 
 
 def _windows(cfg: dict[str, Any]) -> tuple[int | None, str | None, list[str]]:

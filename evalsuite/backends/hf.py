@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
-from evalsuite.backends.exactness import FALLBACK, choose
+from evalsuite.backends.exactness import FALLBACK, choose, refusal
 from evalsuite.backends.plan import Group, Item, plan_groups
-from evalsuite.core.errors import BackendError
+from evalsuite.core.errors import BackendError, UsageError
 from evalsuite.core.records import Request, RequestKind, Response
 
 
@@ -133,7 +133,7 @@ def _import_transformers_lean() -> None:
 def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local folder or a hub id, with clear errors."""
     _import_transformers_lean()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     p = Path(model_id)
     if p.exists() and p.is_dir() and not (p / "config.json").exists():
@@ -143,6 +143,13 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
     looks_local = p.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
     if looks_local and not p.exists():
         raise BackendError(f"{model_id}: no such model folder")
+    try:  # the config alone (no weights) says whether this architecture can be scored at all
+        config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - loading the model below gives the clear error
+        config = None
+    why = refusal(config) if config is not None else None
+    if why:
+        raise UsageError(f"{model_id}: {why}")
     try:
         tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
     except Exception as e:
