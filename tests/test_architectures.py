@@ -224,7 +224,7 @@ def test_self_check_catches_a_wrong_engine_and_switches(name, final, tok, monkey
 def test_self_check_passes_the_right_engine_without_counting_its_work(tok):
     b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=build("mistral-window", tok), tokenizer=tok)
     compute(b, mc_requests()[:4])
-    assert "self-check" not in b.engine_info["engine_reason"]
+    assert "self-check max |delta|" in b.engine_info["engine_reason"] and "was off" not in b.engine_info["engine_reason"]
     items = [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in mc_requests()[:4]])]
     assert b.tokens_computed <= sum(len(it.tokens) for it in items)  # the check's own forwards are not counted
 
@@ -299,3 +299,23 @@ def test_decoder_configs_are_not_refused(tok):
 
     for name, cfg in _configs(tok).items():
         assert refusal(cfg) is None, name
+
+
+def test_self_check_in_bfloat16_keeps_the_fast_path_and_catches_a_wrong_engine(tok, monkeypatch):
+    """Half precision: the tolerance is 0.02 nats or 4x the rounding noise of plain batched forwards, loose enough
+    for packed rows on Llama and tight enough to catch packed rows on a windowed model."""
+    import copy
+
+    import evalsuite.backends.hf as hf
+    from evalsuite.backends.exactness import EngineChoice
+
+    reqs = mc_requests()[:8]
+    llama = copy.deepcopy(build("llama", tok)).to(torch.bfloat16)
+    b = HFBackend("x", HFOptions(device="cpu", dtype="bfloat16"), model=llama, tokenizer=tok)
+    compute(b, reqs)
+    assert b.engine_info["engine"] == "packed", b.engine_info
+    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", WINDOW))
+    mistral = copy.deepcopy(build("mistral-window", tok)).to(torch.bfloat16)
+    b = HFBackend("x", HFOptions(device="cpu", dtype="bfloat16"), model=mistral, tokenizer=tok)
+    compute(b, reqs)
+    assert b.engine_info["engine"] == "plain", b.engine_info
