@@ -319,3 +319,22 @@ def test_self_check_in_bfloat16_keeps_the_fast_path_and_catches_a_wrong_engine(t
     b = HFBackend("x", HFOptions(device="cpu", dtype="bfloat16"), model=mistral, tokenizer=tok)
     compute(b, reqs)
     assert b.engine_info["engine"] == "plain", b.engine_info
+
+
+def test_results_file_and_summary_name_the_engine(tok, tmp_path):
+    """End to end from a saved checkpoint: the results record model.backend.engine / engine_reason; the summary says it."""
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    build("mistral-window", tok).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    res = CliRunner().invoke(app, ["run", "--backend", "hf", "--model", str(tmp_path / "m"), "--tasks", "demo_sentiment_ar",
+                                   "--dtype", "float32", "-o", str(tmp_path / "out"), "-q", "--no-cache"])
+    assert res.exit_code == 0, res.output
+    from pathlib import Path
+
+    rec = json.loads(Path(res.output.strip().splitlines()[-1]).read_text(encoding="utf-8"))
+    assert rec["model"]["backend"]["engine"] == "prefix-cache-single"
+    assert "sliding_window 8" in rec["model"]["backend"]["engine_reason"]
+    assert "scoring engine: prefix-cache-single (sliding_window 8" in res.output
