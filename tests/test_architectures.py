@@ -41,6 +41,7 @@ def _configs(tok: Any) -> dict[str, Any]:
         "mistral-window": tf.MistralConfig(**llama_like, sliding_window=WINDOW, **c),
         "qwen2-window": tf.Qwen2Config(**llama_like, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1,
                                        **c),
+        "mistral-window32": tf.MistralConfig(**llama_like, sliding_window=4 * WINDOW, **c),
         "starcoder2-window": tf.Starcoder2Config(**llama_like, sliding_window=WINDOW, **c),
         "gemma2": tf.Gemma2Config(**llama_like, head_dim=16, query_pre_attn_scalar=16, sliding_window=WINDOW,
                                   attn_logit_softcapping=50.0, final_logit_softcapping=30.0, **c),
@@ -338,3 +339,22 @@ def test_results_file_and_summary_name_the_engine(tok, tmp_path):
     assert rec["model"]["backend"]["engine"] == "prefix-cache-single"
     assert "sliding_window 8" in rec["model"]["backend"]["engine_reason"]
     assert "scoring engine: prefix-cache-single (sliding_window 8" in res.output
+
+
+def test_windowed_engine_batches_prefix_groups_that_fit_in_the_window(tok):
+    """Under a window of 32 tokens, the short groups share prefix batches (the window masks nothing there) and the
+    long ones run alone; all numbers stay exact."""
+    from evalsuite.backends.plan import plan_groups
+
+    model = build("mistral-window32", tok)
+    reqs = mc_requests()
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=tok)
+    got = compute(b, reqs)
+    assert b.engine_info["engine"] == "prefix-cache-single"
+    items = [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in reqs])]
+    assert min(len(it.tokens) for it in items) < 4 * WINDOW < max(len(it.tokens) for it in items)
+    narrow = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=build("mistral-window", tok), tokenizer=tok)
+    compute(narrow, reqs)  # window 8: (nearly) every group alone
+    assert b.calls < narrow.calls and narrow.calls > len(plan_groups(items))
+    ref = reference(model, items)
+    assert max(abs(got[r.id].loglikelihood - w) for r, w in zip(reqs, ref)) < TOL

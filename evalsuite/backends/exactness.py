@@ -11,7 +11,8 @@ The engines, fastest first:
 - ``prefix-cache-single``: the same, one prefix group per batch, so no prefix is padded: the
   cache of a sliding-window layer keeps the group's own last tokens, and slot indices equal
   positions. Exact under sliding windows and slot-index positions (MPT's ALiBi, GPT-Neo's
-  local attention).
+  local attention). Under a window alone (positions from ``position_ids``), groups still share
+  a batch while its padded width stays below the window, where the window masks nothing.
 - ``plain``: every sequence whole, right-padded, no reuse: what a plain forward computes.
 
 :func:`choose` reads the config and names the engine it expects to be exact, with the reason;
@@ -54,6 +55,8 @@ class EngineChoice:
     """Why, in words a user can check against the model's config."""
     window: int | None
     """Smallest attention window in tokens (None: no window); the self-check's sequences exceed it."""
+    slot_positions: bool = False
+    """Attention depends on slot indices in the row (MPT's ALiBi, GPT-Neo's local mask), not on position ids."""
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -145,9 +148,11 @@ def choose(config: Any, packing: bool = True, share_prefixes: bool = True) -> En
     if window is not None or slot is not None:
         facts = "; ".join(x for x in (why_window, slot) if x)
         if not share_prefixes:
-            return EngineChoice("plain", f"{facts}; --no-prefix-sharing: every sequence whole", window)
+            return EngineChoice("plain", f"{facts}; --no-prefix-sharing: every sequence whole", window, slot is not None)
         return EngineChoice("prefix-cache-single", f"{facts}: packed rows and padded multi-prefix batches are inexact, "
-                                                   "so each prefix group's cache is reused alone", window)
+                                                   "so each prefix group's cache is reused alone"
+                                                   + ("" if slot else " (several while a batch fits in the window)"),
+                            window, slot is not None)
     if not packing:
         return EngineChoice("prefix-cache", "--no-packing: shared prefixes through the key/value cache", None)
     return EngineChoice("packed", "full causal attention with positions from position ids: packed prefix trees", None)

@@ -214,6 +214,8 @@ class HFBackend:
         self.batch_tokens = max(1, self.opts.batch_tokens or (1024 if self.device == "cpu" else 4096))
         self.forward_s = 0.0
         """Seconds inside the model's forward passes (the harness's own compute; the rest is overhead)."""
+        self._window: int | None = None
+        self._slot_positions = False
         self.engine_info: dict[str, str] | None = None
         """``engine`` and ``engine_reason`` once the first log-likelihoods are scored (see exactness.py)."""
         self._body: Any = None
@@ -289,20 +291,29 @@ class HFBackend:
             if rows:
                 self._score_packed(items, rows, done, torch)
             groups = rest
-        single = engine == "prefix-cache-single"  # one prefix group per batch: no padded prefix
+        # prefix-cache-single: one prefix group per batch (no padded prefix), except that groups may share a batch
+        # while its whole padded width (prefix + longest tail) stays inside an attention window that positions
+        # taken from position ids (not from slot indices) make the only constraint
+        single = engine == "prefix-cache-single"
+        roomy = self._window if single and self._window and not self._slot_positions else 0
         groups.sort(key=lambda g: (g.depth, len(g.members)))
         budget = self.batch_tokens
         chunk: list[Group] = []
         longest = 0
         tail_tokens = 0
+        widest = 0
         for g in groups:
             g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
+            g_width = max(len(items[m].tokens) - 1 for m in g.members)  # prefix + this group's longest tail
             # groups are sorted by depth, so g.depth is the chunk's padded prefix width
-            if chunk and (single or (len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
+            new_widest = max(longest, g.depth) + max(widest - longest, g_width - g.depth)
+            if chunk and ((single and new_widest >= roomy)
+                          or (len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
                 self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
                               lambda c: f"a single prefix of {c[0].depth} tokens")
-                chunk, longest, tail_tokens = [], 0, 0
+                chunk, longest, tail_tokens, widest = [], 0, 0, 0
             chunk.append(g)
+            widest = max(longest, g.depth) + max(widest - longest, g_width - g.depth)
             longest = max(longest, g.depth)
             tail_tokens += g_tail
         if chunk:
@@ -314,6 +325,7 @@ class HFBackend:
         on this model; on a mismatch fall back to the next engine and say so in ``engine_reason``."""
         choice = choose(self.model.config, packing=self.opts.packing, share_prefixes=self.opts.share_prefixes)
         engine, reason = choice.engine, choice.reason
+        self._window, self._slot_positions = choice.window, choice.slot_positions
         if engine == "packed":
             why_not = self._packing_unsupported()
             if why_not:
