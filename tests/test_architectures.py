@@ -62,10 +62,13 @@ def _configs(tok: Any) -> dict[str, Any]:
 
 FAST = {"llama", "gpt2", "bloom-alibi", "opt", "gptneox", "falcon"}
 """Plain causal attention with positions from position ids: packed rows stay exact and are kept."""
+SLOT = {"gptneo-local", "mpt-alibi"}
+"""Attention that depends on the slot index in a row: no packing, one prefix group per batch."""
 ARCHS = ["llama", "mistral-window", "qwen2-window", "starcoder2-window", "gemma2", "gptneo-local", "mpt-alibi",
          "gpt2", "bloom-alibi", "opt", "gptneox", "falcon"]
 MODES = {"default": {}, "batch-1": {"batch_tokens": 1}, "batch-64": {"batch_tokens": 64},
-         "batch-all": {"batch_tokens": 10**7}, "no-packing": {"packing": False}}
+         "batch-all": {"batch_tokens": 10**7}, "no-packing": {"packing": False},
+         "short-rows": {"row_tokens": 24}}  # packed rows of 24 tokens: longer groups take the cache path
 
 
 @pytest.fixture(scope="module")
@@ -155,17 +158,27 @@ def test_logits_are_far_from_uniform(name, tok):
 def test_loglikelihood_matches_plain_forward(name, mode, tok):
     worst, n_bad, backend = worst_delta(name, tok, mode)
     assert worst < TOL, f"{name} {mode}: max |delta| {worst:.3g} nats, {n_bad} requests over {TOL}"
-    # the fast rows keep the fast engine; the others reuse one prefix at a time
-    want = "prefix-cache-single" if name not in FAST else "prefix-cache" if mode == "no-packing" else "packed"
+    # plain causal and windowed rows keep packed rows; slot-index rows reuse one prefix at a time; BLOOM builds
+    # ALiBi from a 2D mask, so it takes no tree mask and uses the (exact, multi-prefix) cache engine
+    if name in SLOT:
+        want = "prefix-cache-single"
+    elif name == "bloom-alibi":
+        want = "prefix-cache"
+        assert "packed fails on this model (ValueError" in backend.engine_info["engine_reason"] or mode == "no-packing"
+    elif mode == "no-packing":
+        want = "prefix-cache" if name in FAST else "prefix-cache-single"
+    else:
+        want = "packed"
     assert backend.engine_info["engine"] == want, backend.engine_info
 
 
 @pytest.mark.parametrize(("extra", "engine"), [
     ({}, "packed"),
-    ({"sliding_window": 4096}, "prefix-cache-single"),
+    ({"sliding_window": 4096}, "packed"),
     ({"sliding_window": 4096, "use_sliding_window": False}, "packed"),  # Qwen2 checkpoints ship both
     ({"layer_types": ["full_attention", "full_attention"], "sliding_window": 8}, "packed"),
-    ({"layer_types": ["sliding_attention", "full_attention"], "sliding_window": 8}, "prefix-cache-single"),
+    ({"layer_types": ["sliding_attention", "full_attention"], "sliding_window": 8}, "packed"),
+    ({"sliding_window": 4096, "model_type": "mpt"}, "prefix-cache-single"),
     ({"local_window": 128}, "plain"),  # a window evalsuite does not know: no reuse at all
     ({"attention_window": [64, 64]}, "plain"),
 ])
@@ -190,6 +203,7 @@ def test_engine_from_config_for_known_families(tok):
     assert choose(cfgs["gemma2"]).window == WINDOW
     assert choose(cfgs["bloom-alibi"]).engine == choose(cfgs["falcon"]).engine == "packed"
     assert choose(cfgs["mistral-window"], share_prefixes=False).engine == "plain"
+    assert choose(cfgs["mistral-window"], packing=False).engine == "prefix-cache-single"
 
 
 def test_unknown_window_key_runs_the_plain_engine_and_says_so(tok):
@@ -214,7 +228,7 @@ def test_self_check_catches_a_wrong_engine_and_switches(name, final, tok, monkey
     import evalsuite.backends.hf as hf
     from evalsuite.backends.exactness import EngineChoice
 
-    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", WINDOW))
+    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", None))
     worst, n_bad, b = worst_delta(name, tok, "default")
     reason = b.engine_info["engine_reason"]
     assert b.engine_info["engine"] == final, reason
@@ -315,7 +329,7 @@ def test_self_check_in_bfloat16_keeps_the_fast_path_and_catches_a_wrong_engine(t
     b = HFBackend("x", HFOptions(device="cpu", dtype="bfloat16"), model=llama, tokenizer=tok)
     compute(b, reqs)
     assert b.engine_info["engine"] == "packed", b.engine_info
-    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", WINDOW))
+    monkeypatch.setattr(hf, "choose", lambda cfg, **kw: EngineChoice("packed", "misread as full attention", None))
     mistral = copy.deepcopy(build("mistral-window", tok)).to(torch.bfloat16)
     b = HFBackend("x", HFOptions(device="cpu", dtype="bfloat16"), model=mistral, tokenizer=tok)
     compute(b, reqs)
@@ -336,9 +350,9 @@ def test_results_file_and_summary_name_the_engine(tok, tmp_path):
     from pathlib import Path
 
     rec = json.loads(Path(res.output.strip().splitlines()[-1]).read_text(encoding="utf-8"))
-    assert rec["model"]["backend"]["engine"] == "prefix-cache-single"
+    assert rec["model"]["backend"]["engine"] == "packed"
     assert "sliding_window 8" in rec["model"]["backend"]["engine_reason"]
-    assert "scoring engine: prefix-cache-single (sliding_window 8" in res.output
+    assert "scoring engine: packed (sliding_window 8" in res.output
 
 
 def test_windowed_engine_batches_prefix_groups_that_fit_in_the_window(tok):
@@ -348,12 +362,13 @@ def test_windowed_engine_batches_prefix_groups_that_fit_in_the_window(tok):
 
     model = build("mistral-window32", tok)
     reqs = mc_requests()
-    b = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=tok)
+    b = HFBackend("x", HFOptions(device="cpu", dtype="float32", packing=False), model=model, tokenizer=tok)
     got = compute(b, reqs)
     assert b.engine_info["engine"] == "prefix-cache-single"
     items = [e.item for e in b.encoder.pairs([(r.context, r.continuation) for r in reqs])]
     assert min(len(it.tokens) for it in items) < 4 * WINDOW < max(len(it.tokens) for it in items)
-    narrow = HFBackend("x", HFOptions(device="cpu", dtype="float32"), model=build("mistral-window", tok), tokenizer=tok)
+    narrow = HFBackend("x", HFOptions(device="cpu", dtype="float32", packing=False), model=build("mistral-window", tok),
+                       tokenizer=tok)
     compute(narrow, reqs)  # window 8: (nearly) every group alone
     assert b.calls < narrow.calls and narrow.calls > len(plan_groups(items))
     ref = reference(model, items)

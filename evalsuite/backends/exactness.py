@@ -59,6 +59,14 @@ class EngineChoice:
     """Attention depends on slot indices in the row (MPT's ALiBi, GPT-Neo's local mask), not on position ids."""
 
 
+def fallback(engine: str, choice: "EngineChoice") -> str:
+    """The next, more conservative engine after ``engine`` failed: under a window, packed rows fall back to
+    one prefix group per batch (a padded multi-group cache is wrong there), otherwise as :data:`FALLBACK`."""
+    if engine == "packed" and choice.window is not None:
+        return "prefix-cache-single"
+    return FALLBACK[engine]
+
+
 def _as_dict(config: Any) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return dict(config)
@@ -149,6 +157,9 @@ def choose(config: Any, packing: bool = True, share_prefixes: bool = True) -> En
         facts = "; ".join(x for x in (why_window, slot) if x)
         if not share_prefixes:
             return EngineChoice("plain", f"{facts}; --no-prefix-sharing: every sequence whole", window, slot is not None)
+        if slot is None and packing:
+            return EngineChoice("packed", f"{facts}: packed prefix trees whose mask also limits each token to the "
+                                          "window, by position", window)
         return EngineChoice("prefix-cache-single", f"{facts}: packed rows and padded multi-prefix batches are inexact, "
                                                    "so each prefix group's cache is reused alone"
                                                    + ("" if slot else " (several while a batch fits in the window)"),

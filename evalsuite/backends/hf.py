@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
-from evalsuite.backends.exactness import FALLBACK, choose, refusal
+from evalsuite.backends.exactness import choose, fallback, refusal
 from evalsuite.backends.plan import Group, Item, plan_groups
 from evalsuite.core.errors import BackendError, UsageError
 from evalsuite.core.records import Request, RequestKind, Response
@@ -216,6 +216,8 @@ class HFBackend:
         """Seconds inside the model's forward passes (the harness's own compute; the rest is overhead)."""
         self._window: int | None = None
         self._slot_positions = False
+        self._check_error: str | None = None
+        self._row_tokens = self.opts.row_tokens
         self.engine_info: dict[str, str] | None = None
         """``engine`` and ``engine_reason`` once the first log-likelihoods are scored (see exactness.py)."""
         self._body: Any = None
@@ -291,10 +293,11 @@ class HFBackend:
             if rows:
                 self._score_packed(items, rows, done, torch)
             groups = rest
-        # prefix-cache-single: one prefix group per batch (no padded prefix), except that groups may share a batch
+        # prefix-cache-single (and, under a window, the groups too long for a packed row):
+        # one prefix group per batch (no padded prefix), except that groups may share a batch
         # while its whole padded width (prefix + longest tail) stays inside an attention window that positions
         # taken from position ids (not from slot indices) make the only constraint
-        single = engine == "prefix-cache-single"
+        single = engine == "prefix-cache-single" or (engine == "packed" and self._window is not None)  # rows too long
         roomy = self._window if single and self._window and not self._slot_positions else 0
         groups.sort(key=lambda g: (g.depth, len(g.members)))
         budget = self.batch_tokens
@@ -329,7 +332,8 @@ class HFBackend:
         if engine == "packed":
             why_not = self._packing_unsupported()
             if why_not:
-                engine, reason = "prefix-cache", f"packed rows unsupported ({why_not}): shared prefixes through the cache"
+                engine = fallback(engine, choice)
+                reason += f"; packed rows unsupported ({why_not}), so {engine} runs"
         longest = max((len(it.tokens) for it in items), default=2)
         tol = 1e-4
         if self.torch_dtype != torch.float32 and engine != "plain":
@@ -348,8 +352,12 @@ class HFBackend:
             if worst <= tol:
                 reason += f"; self-check max |delta| {worst:.1e} <= {tol:.3g} nats"
                 break
-            nxt = FALLBACK[engine]
-            reason += f"; self-check: {engine} was off plain forwards by {worst:.3g} nats, so {nxt} runs"
+            nxt = fallback(engine, choice)
+            if self._check_error:
+                reason += f"; self-check: {engine} fails on this model ({self._check_error}), so {nxt} runs"
+                self._check_error = None
+            else:
+                reason += f"; self-check: {engine} was off plain forwards by {worst:.3g} nats, so {nxt} runs"
             engine = nxt
         self.engine_info = {"engine": engine, "engine_reason": reason}
 
@@ -373,11 +381,16 @@ class HFBackend:
                 toks = prefix + rand(max(1, t))
                 start = max(1, depth - 2) if k == 0 else depth  # one member also scores the prefix's last tokens
                 items.append(Item(tuple(toks), min(start, len(toks) - 1)))
-        got: dict[int, float] = {}
+        runs: list[dict[int, float]] = []
         saved = (self.calls, self.tokens_computed, self.forward_s, self.batch_tokens)
         self.batch_tokens = 10**9  # all groups in one batch
         try:
-            self._score(engine, items, lambda i, lp, _g: got.__setitem__(i, lp), torch)
+            # packed: with the run's row length (long groups take the cache path) and with every group in a row
+            for row_tokens in ((self._row_tokens, 10**9) if engine == "packed" else (self._row_tokens,)):
+                got: dict[int, float] = {}
+                self._row_tokens = row_tokens
+                self._score(engine, items, lambda i, lp, _g, got=got: got.__setitem__(i, lp), torch)
+                runs.append(got)
             want = []
             for it in items:
                 ids = torch.tensor([it.tokens[:-1]], device=self.device)
@@ -389,10 +402,13 @@ class HFBackend:
                 raise _OutOfMemory(str(e)) from None
             if os.environ.get("EVALSUITE_DEBUG"):
                 raise
+            self._check_error = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
             return float("inf")
         finally:
             self.calls, self.tokens_computed, self.forward_s, self.batch_tokens = saved
-        return max(abs(got[i] - w) if i in got and math.isfinite(got[i]) else float("inf") for i, w in enumerate(want))
+            self._row_tokens = self.opts.row_tokens
+        return max(abs(got[i] - w) if i in got and math.isfinite(got[i]) else float("inf")
+                   for got in runs for i, w in enumerate(want))
 
     def _halving(self, run: Callable[[list], None], batch: list, alone: Callable[[list], str]) -> None:
         """Run a batch; on out-of-memory, halve it and retry each half, down to one element
@@ -438,13 +454,34 @@ class HFBackend:
         self._body, self._head = body, head
         return None
 
+    def _tree_masks(self, allowed: Any, pos: Any, torch: Any) -> Any:
+        """The attention mask(s) of packed rows: ``allowed`` (B, 1, L, L) is the tree; under a sliding window a
+        token also sees only ancestors fewer than ``window`` positions back (by position, not slot). Models with
+        per-layer attention types get one mask per type."""
+        eager = self.model.config._attn_implementation == "eager"
+
+        def fmt(a: Any) -> Any:
+            if eager:
+                a = torch.zeros(a.shape, dtype=self.torch_dtype).masked_fill(~a, torch.finfo(self.torch_dtype).min)
+            return a.to(self.device)
+
+        if not self._window:
+            return fmt(allowed)
+        near = ((pos[:, :, None] - pos[:, None, :]) < self._window).unsqueeze(1)
+        windowed = fmt(allowed & near)
+        types = set(getattr(self.model.config, "layer_types", None) or [])
+        if not types:
+            return windowed
+        full = fmt(allowed)
+        return {t: full if t == "full_attention" else windowed for t in types}
+
     def _pack_rows(self, items: list[Item], groups: list[Group]) -> tuple[list[tuple[int, tuple[int, ...]]], list[Group]]:
         """(depth, members) rows of at most ``row_tokens`` tokens; groups too long for that stay on the cache path.
 
         A group longer than a row is split into rows that each repeat its prefix, when the prefix is
         short enough (an eighth of a row) for that repetition to cost less than the gather it saves.
         """
-        cap = max(2, self.opts.row_tokens)
+        cap = max(2, self._row_tokens)
         rows: list[tuple[int, tuple[int, ...]]] = []
         rest: list[Group] = []
         for g in groups:
@@ -512,15 +549,12 @@ class HFBackend:
                 members.append(m)
         idx = torch.arange(L)
         allowed = (idx[None, None, :] <= idx[None, :, None]) & (idx[None, :, None] < end[:, None, :])
-        allowed = allowed.unsqueeze(1)
-        if self.model.config._attn_implementation == "eager":
-            mask = torch.zeros(allowed.shape, dtype=self.torch_dtype).masked_fill(~allowed, torch.finfo(self.torch_dtype).min)
-        else:
-            mask = allowed
+        mask = self._tree_masks(allowed.unsqueeze(1), pos, torch)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
         self.calls += 1
         t0 = time.perf_counter()
         try:
-            hidden = self._body(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+            hidden = self._body(input_ids=ids.to(dev), attention_mask=mask, position_ids=pos.to(dev),
                                 use_cache=False).last_hidden_state
             # the lm head only where a token is scored, once per distinct position
             flat = torch.tensor(where_b, dtype=torch.long) * L + torch.tensor(where_c, dtype=torch.long)
@@ -533,6 +567,8 @@ class HFBackend:
             step = max(1, (1 << 24) // max(1, int(self._head.weight.shape[0])))  # logits buffer ≤ 64 MB in fp32
             for s0 in range(0, h.shape[0], step):
                 logits = self._head(h[s0:s0 + step]).float()
+                if cap:  # Gemma 2's final soft-capping, as its forward applies it
+                    logits = torch.tanh(logits / cap) * cap
                 sel = ((inv >= s0) & (inv < s0 + step)).nonzero().squeeze(1)
                 r, t = inv[sel] - s0, tgt[sel]
                 tok_lp[sel] = logits[r, t] - torch.logsumexp(logits, -1)[r]
