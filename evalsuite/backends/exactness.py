@@ -3,9 +3,11 @@
 The engines, fastest first:
 
 - ``packed``: a prefix group and all its members' tails in one row with a tree-shaped attention
-  mask; each token gets its true position id but sits at another slot of the row. Exact only for
-  full causal attention whose positions come from ``position_ids`` (rotary, learned) or from
-  relative slot distances the mask keeps (BLOOM's and Falcon's ALiBi).
+  mask; each token gets its true position id but sits at another slot of the row. Exact where
+  positions come from ``position_ids`` (rotary, learned; Falcon's ALiBi); under a sliding window
+  the mask also limits each token to its ancestors fewer than ``window`` positions back (one mask
+  per layer type). Not for attention by slot index (MPT, GPT-Neo local) or models that take no
+  4D mask (BLOOM: the self-check sees it fail and moves on).
 - ``prefix-cache``: several groups' prefixes right-padded to a common width in one batch, their
   key/value cache gathered under the members' tails. Exact for full causal attention.
 - ``prefix-cache-single``: the same, one prefix group per batch, so no prefix is padded: the
@@ -17,7 +19,7 @@ The engines, fastest first:
 
 :func:`choose` reads the config and names the engine it expects to be exact, with the reason;
 the backend then checks that engine against plain forwards on the model itself and falls back
-(:data:`FALLBACK`) on a mismatch. Unknown attention shapes (any other ``*window*`` key) get
+(:func:`fallback`) on a mismatch. Unknown attention shapes (any other ``*window*`` key) get
 ``plain``. Encoder-decoder and state-space/recurrent models are refused (:func:`refusal`).
 """
 
