@@ -98,7 +98,7 @@ for p in prepare(cfg):
 reqs = list(reqs.values())
 # 1. record the exact inputs of every forward pass evalsuite makes (packed rows, or prefix/tail batches)
 batches = []
-if b._packable():
+if b._packing_unsupported() is None:
     body = b._body
     def rec(**kw):
         batches.append({k: kw[k] for k in ("input_ids", "attention_mask", "position_ids")})

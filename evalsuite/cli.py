@@ -119,6 +119,9 @@ def run(
     t = result.record.timings
     typer.echo(f"{t['unique_requests']} unique requests ({t['requests']} total; {t['cache']['hits']} from the cache) "
                f"in {t['compute_s']:.1f}s compute, {t['total_s']:.1f}s total")
+    engine = result.record.model.backend.get("engine")
+    if engine:
+        typer.echo(f"scoring engine: {engine} ({result.record.model.backend.get('engine_reason')})")
     for name, why in result.record.skipped_tasks.items():
         typer.echo(f"skipped {name}: no data ({why})", err=True)
     bad = {name: sum(len(p.errors) for p in task.prompts.values()) for name, task in result.record.tasks.items()}

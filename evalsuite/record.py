@@ -114,8 +114,11 @@ class ModelRecord:
 
     name: str = _f("display name (--model as given unless a name was set)")
     fingerprint: str | None = _f("content fingerprint: sha256 of weights, tokenizer and config (local), hub id@revision, fake-…")
-    backend: dict[str, Any] = _f("what determines the numbers and keys the request cache: backend, dtype, max_length, "
-                                 "add_bos, tokenization policy, engine", default_factory=dict)
+    backend: dict[str, Any] = _f("what determines the numbers and keys the request cache (backend, dtype actually run, "
+                                 "effective max_length, add_bos, tokenization policy, tokenizer fingerprint), plus "
+                                 "`engine` and `engine_reason`: which hf scoring engine ran and why (packed, "
+                                 "prefix-cache, prefix-cache-single or plain; not part of the cache key, absent when "
+                                 "everything came from the cache)", default_factory=dict)
     series: str | None = _f("checkpoint series (evalsuite track)", default=None)
     step: int | None = _f("training step (evalsuite track)", default=None)
     display_name: str | None = _f("the stable name shown on the site (--name; else series + step, or the folder name)",

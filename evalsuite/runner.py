@@ -234,6 +234,12 @@ def check_model_argument(cfg: RunConfig) -> None:
         from evalsuite.checkpoint import check_model_folder
 
         check_model_folder(p, cfg.model)
+        if cfg.backend == "hf":
+            from evalsuite.backends.exactness import refusal_of_folder
+
+            why = refusal_of_folder(p)
+            if why:
+                raise UsageError(f"--model {cfg.model}: {why}")
     elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1 or cfg.model.count("\\"):
         raise UsageError(f"--model {cfg.model}: no such model folder")
 
@@ -528,7 +534,8 @@ def _write(cfg: RunConfig, prepared: list[PreparedTask], skipped: dict[str, str]
         schema=SCHEMA, evalsuite_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=list(argv if argv is not None else sys.argv),
-        model=ModelRecord(cfg.model, model_fp, identity, cfg.series, cfg.step, display, tok.record() if tok else None,
+        # backend.engine / engine_reason: which hf scoring engine ran and why (absent when nothing was computed)
+        model=ModelRecord(cfg.model, model_fp, {**identity, **(getattr(backend, "engine_info", None) or {})}, cfg.series, cfg.step, display, tok.record() if tok else None,
                           hub=hub),
         config=_config_record(cfg), tasks=tasks_out, skipped_tasks=skipped, results=flat, versions=_versions(),
         scoring_version=SCORING_VERSION,

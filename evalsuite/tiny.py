@@ -44,15 +44,11 @@ def corpus() -> list[str]:
     return lines + EXTRA_TEXT
 
 
-def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int = 2, vocab: int = 600,
-                     seed: int = 0, max_positions: int = 512, text: list[str] | None = None) -> Path:
-    """Train a tokenizer and a tiny Llama on ``text`` and save both to ``out``; returns ``out``."""
-    import torch
+def build_tokenizer(lines: list[str], vocab: int = 600, max_positions: int = 512):  # type: ignore[no-untyped-def]
+    """A byte-level BPE trained on ``lines``, with <pad>, <s> and </s> (ids 0, 1, 2)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    lines = text if text is not None else corpus()
-    out.mkdir(parents=True, exist_ok=True)
     tk = Tokenizer(models.BPE(unk_token=None))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -61,6 +57,18 @@ def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int 
     tk.train_from_iterator(lines * 3, trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     tok.model_max_length = max_positions
+    return tok
+
+
+def build_tiny_model(out: Path, steps: int = 200, hidden: int = 64, layers: int = 2, vocab: int = 600,
+                     seed: int = 0, max_positions: int = 512, text: list[str] | None = None) -> Path:
+    """Train a tokenizer and a tiny Llama on ``text`` and save both to ``out``; returns ``out``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    lines = text if text is not None else corpus()
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(lines, vocab, max_positions)
     tok.save_pretrained(out)
 
     torch.manual_seed(seed)

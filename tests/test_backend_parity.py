@@ -76,7 +76,8 @@ def test_loglikelihood_matches_unbatched_forward(tiny_model, loaded, reqs, refer
     backend = HFBackend(str(tiny_model), opts, model=loaded.model, tokenizer=loaded.tok)
     ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD]
     got = compute(backend, ll)
-    assert backend._packed_ok is (None if engine == "prefix-cache" else True)
+    want = "prefix-cache" if engine == "prefix-cache" else "packed"
+    assert backend.engine_info["engine"] == want, backend.engine_info
     assert len(got) == len(ll) > 100
     worst = max(abs(got[r.id].loglikelihood - reference[r.id][0]) for r in ll)
     assert worst < TOL, worst
@@ -116,7 +117,8 @@ def test_packing_refused_when_logits_are_not_head_of_body(tiny_model, loaded, re
     b = HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=loaded.tok)
     ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD][:30]
     compute(b, ll)
-    assert b._packed_ok is False
+    assert b.engine_info["engine"] == "prefix-cache"
+    assert "self-check: packed was off plain forwards" in b.engine_info["engine_reason"]
 
 
 def test_packing_with_eager_attention(tiny_model, loaded, reqs, reference):
@@ -127,7 +129,7 @@ def test_packing_with_eager_attention(tiny_model, loaded, reqs, reference):
     b = HFBackend(str(tiny_model), HFOptions(device="cpu", dtype="float32"), model=model, tokenizer=loaded.tok)
     ll = [r for r in reqs if r.kind is RequestKind.LOGLIKELIHOOD]
     got = compute(b, ll)
-    assert b._packed_ok is True
+    assert b.engine_info["engine"] == "packed"
     assert max(abs(got[r.id].loglikelihood - reference[r.id][0]) for r in ll) < TOL
     assert all(got[r.id].is_greedy == reference[r.id][1] for r in ll)
 

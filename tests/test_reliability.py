@@ -105,7 +105,10 @@ def test_sigkill_and_resume_recomputes_only_the_rest(tiny_model, xnli_file, refe
     assert rec3["timings"]["cache"]["computed"] == 0 and rec3["timings"]["model_loaded"] is False
     assert rec3["timings"]["backend_calls"] == 0
     assert _samples(third) == got and _metrics(third) == _metrics(resumed)
-    # byte-identical apart from timing fields
+    # byte-identical apart from timing fields and the engine that computed (a run served by the cache computes nothing)
+    assert rec["model"]["backend"]["engine"] == "packed" and "engine" not in rec3["model"]["backend"]
+    for r in (rec, rec3):
+        r["model"]["backend"] = {k: v for k, v in r["model"]["backend"].items() if k not in ("engine", "engine_reason")}
     strip = lambda r: {k: v for k, v in r.items() if k not in ("created", "timings")}  # noqa: E731
     assert json.dumps(strip(rec3), sort_keys=True) == json.dumps(strip(rec), sort_keys=True)
 
@@ -181,7 +184,7 @@ def test_nan_log_probs_are_reported_per_task_and_the_run_goes_on(tiny_model, tmp
     body.forward = nan_forward
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path, use_cache=False,
                         share_prefixes=False), backend=b, progress=False)
-    assert b._packed_ok is (True if packing else None)  # the engine under test did the work
+    assert b.engine_info["engine"] == ("packed" if packing else "prefix-cache")  # the engine under test did the work
     p = res.record.tasks["demo_sentiment_ar"].prompts["native"]
     assert p.errors and all("non-finite" in e for e in p.errors)
     assert 0 < p.n < 24 and p.metrics["acc"].value is not None
@@ -204,7 +207,7 @@ def test_out_of_memory_halves_the_batch_and_matches(tiny_model, tmp_path, packin
     res = run(RunConfig(model=str(tiny_model), tasks="demo_sentiment_ar", output=tmp_path / "b", use_cache=False),
               backend=b, progress=False)
     assert res.record.timings["oom_retries"] > 0
-    assert b._packed_ok is (True if packing else None)
+    assert b.engine_info["engine"] == ("packed" if packing else "prefix-cache")
     assert _samples(res.results_path) == pytest.approx(_samples(ref.results_path), abs=1e-4)
 
 

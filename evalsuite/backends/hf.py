@@ -1,10 +1,13 @@
 """Transformers backend: the reference implementation, CPU and GPU.
 
 Log-likelihoods: requests are encoded once, planned into shared-prefix groups
-over the whole run (``plan.py``), and each group's prefix is computed once; its
-key/value cache is gathered under the tails of all members. Prefix and tail
-batches are right-padded (real tokens never attend to padding; no query row is
-fully masked), sorted by length and bounded by a token budget.
+over the whole run (``plan.py``), and each group's prefix is computed once:
+packed into one row with its members' tails under a tree mask, or its key/value
+cache gathered under the tails of all members. Prefix and tail batches are
+right-padded (real tokens never attend to padding; no query row is fully
+masked), sorted by length and bounded by a token budget. Which engine a model
+gets (and whether prefixes are reused at all) depends on its attention: see
+``exactness.py``; the choice is checked against plain forwards at start-up.
 
 Generation: batched greedy ``generate`` with left padding and stop sequences.
 """
@@ -20,8 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evalsuite.backends.base import PairEncoder, Sink, score_rolling
+from evalsuite.backends.exactness import choose, fallback, refusal
 from evalsuite.backends.plan import Group, Item, plan_groups
-from evalsuite.core.errors import BackendError, ModelLoadError
+from evalsuite.core.errors import BackendError, ModelLoadError, UsageError
 from evalsuite.core.records import Request, RequestKind, Response
 
 
@@ -133,7 +137,7 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
                              tokenizer: str | None = None) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local folder or a hub id, with clear errors."""
     _import_transformers_lean()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     p = Path(model_id)
     if p.exists() and p.is_dir() and not (p / "config.json").exists():
@@ -145,6 +149,14 @@ def load_model_and_tokenizer(model_id: str, device: str, dtype: Any, trust_remot
     looks_local = p.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
     if looks_local and not p.exists():
         raise BackendError(f"{model_id}: no such model folder")
+    try:  # the config alone (no weights) says whether this architecture can be scored at all
+        config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - loading the model below gives the clear error
+        config = None
+    why = refusal(config) if config is not None else None
+    if why:
+        raise UsageError(f"{model_id}: {why}")
+
     from evalsuite.checkpoint import check_tokenizer_encodes
 
     tok_source = tokenizer or model_id
@@ -216,7 +228,12 @@ class HFBackend:
         self.batch_tokens = max(1, self.opts.batch_tokens or (1024 if self.device == "cpu" else 4096))
         self.forward_s = 0.0
         """Seconds inside the model's forward passes (the harness's own compute; the rest is overhead)."""
-        self._packed_ok: bool | None = None
+        self._window: int | None = None
+        self._slot_positions = False
+        self._check_error: str | None = None
+        self._row_tokens = self.opts.row_tokens
+        self.engine_info: dict[str, str] | None = None
+        """``engine`` and ``engine_reason`` once the first log-likelihoods are scored (see exactness.py)."""
         self._body: Any = None
         self._head: Any = None
         if self.device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
@@ -277,30 +294,135 @@ class HFBackend:
         """Call ``done(i, logprob_sum, is_greedy)`` for every item, in plan order."""
         import torch
 
-        groups = plan_groups(items, self.opts.share_prefixes)
-        if self.opts.packing and self._packable():
+        if self.engine_info is None:
+            self._choose_engine(items, torch)
+        assert self.engine_info is not None
+        self._score(self.engine_info["engine"], items, done, torch)
+
+    def _score(self, engine: str, items: list[Item], done: Any, torch: Any) -> None:
+        """Score ``items`` with one engine of ``exactness.ENGINES``."""
+        groups = plan_groups(items, share_prefixes=self.opts.share_prefixes and engine != "plain")
+        if engine == "packed":
             rows, rest = self._pack_rows(items, groups)
             if rows:
                 self._score_packed(items, rows, done, torch)
             groups = rest
+        # prefix-cache-single (and, under a window, the groups too long for a packed row):
+        # one prefix group per batch (no padded prefix), except that groups may share a batch
+        # while its whole padded width (prefix + longest tail) stays inside an attention window that positions
+        # taken from position ids (not from slot indices) make the only constraint
+        single = engine == "prefix-cache-single" or (engine == "packed" and self._window is not None)  # rows too long
+        roomy = self._window if single and self._window and not self._slot_positions else 0
         groups.sort(key=lambda g: (g.depth, len(g.members)))
         budget = self.batch_tokens
         chunk: list[Group] = []
         longest = 0
         tail_tokens = 0
+        widest = 0
         for g in groups:
             g_tail = sum(len(items[m].tokens) - g.depth for m in g.members)
+            g_width = max(len(items[m].tokens) - 1 for m in g.members)  # prefix + this group's longest tail
             # groups are sorted by depth, so g.depth is the chunk's padded prefix width
-            if chunk and ((len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
+            new_widest = max(longest, g.depth) + max(widest - longest, g_width - g.depth)
+            if chunk and ((single and new_widest >= roomy)
+                          or (len(chunk) + 1) * max(longest, g.depth) > budget or tail_tokens + g_tail > 4 * budget):
                 self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
                               lambda c: f"a single prefix of {c[0].depth} tokens")
-                chunk, longest, tail_tokens = [], 0, 0
+                chunk, longest, tail_tokens, widest = [], 0, 0, 0
             chunk.append(g)
+            widest = max(longest, g.depth) + max(widest - longest, g_width - g.depth)
             longest = max(longest, g.depth)
             tail_tokens += g_tail
         if chunk:
             self._halving(lambda c: self._run_chunk(items, c, done, torch), chunk,
                           lambda c: f"a single prefix of {c[0].depth} tokens")
+
+    def _choose_engine(self, items: list[Item], torch: Any) -> None:
+        """Pick the engine from the config (``exactness.choose``), then check it against plain forwards
+        on this model; on a mismatch fall back to the next engine and say so in ``engine_reason``."""
+        choice = choose(self.model.config, packing=self.opts.packing, share_prefixes=self.opts.share_prefixes)
+        engine, reason = choice.engine, choice.reason
+        self._window, self._slot_positions = choice.window, choice.slot_positions
+        if engine == "packed":
+            why_not = self._packing_unsupported()
+            if why_not:
+                engine = fallback(engine, choice)
+                reason += f"; packed rows unsupported ({why_not}), so {engine} runs"
+        longest = max((len(it.tokens) for it in items), default=2)
+        tol = 1e-4
+        if self.torch_dtype != torch.float32 and engine != "plain":
+            # half precision: batched and unbatched forwards differ by rounding alone; the plain engine (exact in
+            # arithmetic) measures that noise, and an engine must stay within 0.02 nats or 4x the noise
+            try:
+                tol = max(0.02, 4 * self._self_check("plain", longest, choice.window, torch))
+            except _OutOfMemory:
+                pass
+        while engine != "plain":
+            try:
+                worst = self._self_check(engine, longest, choice.window, torch)
+            except _OutOfMemory:
+                reason += f"; self-check ran out of memory, {engine} kept unchecked"
+                break
+            if worst <= tol:
+                reason += f"; self-check max |delta| {worst:.1e} <= {tol:.3g} nats"
+                break
+            nxt = fallback(engine, choice)
+            if self._check_error:
+                reason += f"; self-check: {engine} fails on this model ({self._check_error}), so {nxt} runs"
+                self._check_error = None
+            else:
+                reason += f"; self-check: {engine} was off plain forwards by {worst:.3g} nats, so {nxt} runs"
+            engine = nxt
+        self.engine_info = {"engine": engine, "engine_reason": reason}
+
+    def _self_check(self, engine: str, longest: int, window: int | None, torch: Any) -> float:
+        """The largest difference (nats) between ``engine`` and one plain forward per sequence on this
+        model (inf if the engine fails on it). The sequences are min(window + 8, longest)
+        tokens long (a window the run never exceeds cannot matter), in three prefix groups of different
+        lengths, each shared by three continuations, scored together in one batch."""
+        cfg = self.model.config
+        vocab = int(getattr(cfg, "vocab_size", 0) or self.model.get_output_embeddings().weight.shape[0])
+        n = max(8, min(longest, (window or 24) + 8))
+        g = torch.Generator().manual_seed(0)
+
+        def rand(k: int) -> list[int]:
+            return torch.randint(0, vocab, (k,), generator=g).tolist()
+
+        items = []
+        for depth, tails in ((n - 4, (1, 2, 4)), (max(2, n // 2), (1, 3, n - n // 2)), (2, (2, n // 3 + 1, n - 2))):
+            prefix = rand(depth)
+            for k, t in enumerate(tails):
+                toks = prefix + rand(max(1, t))
+                start = max(1, depth - 2) if k == 0 else depth  # one member also scores the prefix's last tokens
+                items.append(Item(tuple(toks), min(start, len(toks) - 1)))
+        runs: list[dict[int, float]] = []
+        saved = (self.calls, self.tokens_computed, self.forward_s, self.batch_tokens)
+        self.batch_tokens = 10**9  # all groups in one batch
+        try:
+            # packed: with the run's row length (long groups take the cache path) and with every group in a row
+            for row_tokens in ((self._row_tokens, 10**9) if engine == "packed" else (self._row_tokens,)):
+                got: dict[int, float] = {}
+                self._row_tokens = row_tokens
+                self._score(engine, items, lambda i, lp, _g, got=got: got.__setitem__(i, lp), torch)
+                runs.append(got)
+            want = []
+            for it in items:
+                ids = torch.tensor([it.tokens[:-1]], device=self.device)
+                lp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
+                tgt = torch.tensor(it.tokens[1:], device=self.device)
+                want.append(float(lp.gather(1, tgt[:, None])[it.start - 1:, 0].double().sum()))
+        except Exception as e:  # noqa: BLE001 - an architecture that refuses a 4D mask, explicit positions, a cache
+            if isinstance(e, _OutOfMemory) or "out of memory" in str(e).lower():
+                raise _OutOfMemory(str(e)) from None
+            if os.environ.get("EVALSUITE_DEBUG"):
+                raise
+            self._check_error = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            return float("inf")
+        finally:
+            self.calls, self.tokens_computed, self.forward_s, self.batch_tokens = saved
+            self._row_tokens = self.opts.row_tokens
+        return max(abs(got[i] - w) if i in got and math.isfinite(got[i]) else float("inf")
+                   for got in runs for i, w in enumerate(want))
 
     def _halving(self, run: Callable[[list], None], batch: list, alone: Callable[[list], str]) -> None:
         """Run a batch; on out-of-memory, halve it and retry each half, down to one element
@@ -316,12 +438,13 @@ class HFBackend:
             self._halving(run, batch[:half], alone)
             self._halving(run, batch[half:], alone)
 
-    def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> Any:
+    def _forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: Any = None,
+                 use_cache: bool = True) -> Any:
         self.calls += 1
         t = time.perf_counter()
         try:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past, use_cache=True)
+                             past_key_values=past, use_cache=use_cache)
         except RuntimeError as e:
             _raise_if_oom(e, input_ids.shape)
             raise
@@ -330,52 +453,41 @@ class HFBackend:
         return out
 
     # ---- packed rows: prefix + every member's tail in one row, tree attention ----
-    def _packable(self) -> bool:
-        """Whether packed rows give this model's numbers: checked once against plain forward passes.
+    def _packing_unsupported(self) -> str | None:
+        """Why packed rows cannot run on this model (None: they can; the self-check then measures them).
 
-        Needs a custom 4D attention mask (sdpa or eager attention), explicit position ids, no
-        sliding window, and ``lm_head(body(x))`` equal to the model's logits (no final soft-capping
-        or scaling the split would miss). Any doubt: the prefix-cache path, which needs none of it.
-        """
-        if self._packed_ok is None:
-            self._packed_ok = self._check_packing()
-        return self._packed_ok
-
-    def _check_packing(self) -> bool:
-        import torch
-
-        cfg = self.model.config
-        impl = getattr(cfg, "_attn_implementation", None)
-        if impl not in ("sdpa", "eager") or getattr(cfg, "sliding_window", None) or getattr(cfg, "layer_types", None) and \
-                any(t != "full_attention" for t in cfg.layer_types):
-            return False
+        Needs a custom 4D attention mask (sdpa or eager attention) and the model split into a body and
+        an lm head."""
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        if impl not in ("sdpa", "eager"):
+            return f"attention implementation {impl!r} takes no 4D mask"
         body = getattr(self.model, getattr(self.model, "base_model_prefix", "model"), None)
         head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
         if body is None or head is None:
-            return False
+            return "no separate body and lm head"
         self._body, self._head = body, head
-        vocab = int(getattr(cfg, "vocab_size", 0) or head.weight.shape[0])
-        g = torch.Generator().manual_seed(0)
-        a = torch.randint(0, vocab, (9,), generator=g).tolist()
-        b = a[:4] + torch.randint(0, vocab, (3,), generator=g).tolist()
-        items = [Item(tuple(a), 2), Item(tuple(b), 1)]
-        got: dict[int, float] = {}
-        try:
-            with torch.no_grad():
-                self._run_rows(items, [(4, (0, 1))], lambda i, lp, gr: got.__setitem__(i, lp), torch, count=False)
-                want = []
-                for it in items:
-                    ids = torch.tensor([it.tokens], device=self.device)
-                    lp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), -1)
-                    tgt = ids[0, 1:]
-                    want.append(float(lp.gather(1, tgt.unsqueeze(1))[it.start - 1:].sum()))
-        except Exception as e:  # an architecture that refuses a 4D mask or explicit positions
-            if os.environ.get("EVALSUITE_DEBUG"):
-                raise
-            _ = e
-            return False
-        tol = 1e-3 if self.torch_dtype == torch.float32 else 5e-2
-        return all(i in got and math.isfinite(got[i]) and abs(got[i] - w) <= tol * max(1.0, abs(w)) for i, w in enumerate(want))
+        return None
+
+    def _tree_masks(self, allowed: Any, pos: Any, torch: Any) -> Any:
+        """The attention mask(s) of packed rows: ``allowed`` (B, 1, L, L) is the tree; under a sliding window a
+        token also sees only ancestors fewer than ``window`` positions back (by position, not slot). Models with
+        per-layer attention types get one mask per type."""
+        eager = self.model.config._attn_implementation == "eager"
+
+        def fmt(a: Any) -> Any:
+            if eager:
+                a = torch.zeros(a.shape, dtype=self.torch_dtype).masked_fill(~a, torch.finfo(self.torch_dtype).min)
+            return a.to(self.device)
+
+        if not self._window:
+            return fmt(allowed)
+        near = ((pos[:, :, None] - pos[:, None, :]) < self._window).unsqueeze(1)
+        windowed = fmt(allowed & near)
+        types = set(getattr(self.model.config, "layer_types", None) or [])
+        if not types:
+            return windowed
+        full = fmt(allowed)
+        return {t: full if t == "full_attention" else windowed for t in types}
 
     def _pack_rows(self, items: list[Item], groups: list[Group]) -> tuple[list[tuple[int, tuple[int, ...]]], list[Group]]:
         """(depth, members) rows of at most ``row_tokens`` tokens; groups too long for that stay on the cache path.
@@ -383,7 +495,7 @@ class HFBackend:
         A group longer than a row is split into rows that each repeat its prefix, when the prefix is
         short enough (an eighth of a row) for that repetition to cost less than the gather it saves.
         """
-        cap = max(2, self.opts.row_tokens)
+        cap = max(2, self._row_tokens)
         rows: list[tuple[int, tuple[int, ...]]] = []
         rest: list[Group] = []
         for g in groups:
@@ -418,8 +530,7 @@ class HFBackend:
             self._halving(lambda b: self._run_rows(items, b, done, torch), rows[i:j], lambda b: "one packed row")
             i = j
 
-    def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any,
-                  count: bool = True) -> None:
+    def _run_rows(self, items: list[Item], rows: list[tuple[int, tuple[int, ...]]], done: Any, torch: Any) -> None:
         """One forward over packed rows. A row holds the token trie of its members' inputs in depth-first
         order: every distinct prefix once (the group's shared prefix, and any further sharing such as a
         common answer word), each token at its own position id, attending to exactly its ancestors.
@@ -452,15 +563,12 @@ class HFBackend:
                 members.append(m)
         idx = torch.arange(L)
         allowed = (idx[None, None, :] <= idx[None, :, None]) & (idx[None, :, None] < end[:, None, :])
-        allowed = allowed.unsqueeze(1)
-        if self.model.config._attn_implementation == "eager":
-            mask = torch.zeros(allowed.shape, dtype=self.torch_dtype).masked_fill(~allowed, torch.finfo(self.torch_dtype).min)
-        else:
-            mask = allowed
+        mask = self._tree_masks(allowed.unsqueeze(1), pos, torch)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
         self.calls += 1
         t0 = time.perf_counter()
         try:
-            hidden = self._body(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+            hidden = self._body(input_ids=ids.to(dev), attention_mask=mask, position_ids=pos.to(dev),
                                 use_cache=False).last_hidden_state
             # the lm head only where a token is scored, once per distinct position
             flat = torch.tensor(where_b, dtype=torch.long) * L + torch.tensor(where_c, dtype=torch.long)
@@ -473,6 +581,8 @@ class HFBackend:
             step = max(1, (1 << 24) // max(1, int(self._head.weight.shape[0])))  # logits buffer ≤ 64 MB in fp32
             for s0 in range(0, h.shape[0], step):
                 logits = self._head(h[s0:s0 + step]).float()
+                if cap:  # Gemma 2's final soft-capping, as its forward applies it
+                    logits = torch.tanh(logits / cap) * cap
                 sel = ((inv >= s0) & (inv < s0 + step)).nonzero().squeeze(1)
                 r, t = inv[sel] - s0, tgt[sel]
                 tok_lp[sel] = logits[r, t] - torch.logsumexp(logits, -1)[r]
@@ -481,9 +591,8 @@ class HFBackend:
         except RuntimeError as e:
             _raise_if_oom(e, ids.shape)
             raise
-        if count:
-            self.forward_s += time.perf_counter() - t0
-            self.tokens_computed += sum(len(t[0]) for t in tries)
+        self.forward_s += time.perf_counter() - t0
+        self.tokens_computed += sum(len(t[0]) for t in tries)
         own = torch.tensor(owner, dtype=torch.long, device=dev)
         sums = torch.zeros(len(members), dtype=torch.float64, device=dev).index_add_(0, own, tok_lp.double()).tolist()
         misses = torch.zeros(len(members), dtype=torch.long, device=dev).index_add_(0, own, (~greedy).long()).tolist()
@@ -503,9 +612,10 @@ class HFBackend:
             mask[gi, : g.depth] = 1
         pos = torch.arange(P, dtype=torch.long).unsqueeze(0).expand(G, P).contiguous()
         ids, mask, pos = ids.to(dev), mask.to(dev), pos.to(dev)
-        out = self._forward(ids, mask, pos)
+        has_tails = any(len(items[m].tokens) - g.depth >= 2 for g in chunk for m in g.members)
+        out = self._forward(ids, mask, pos, use_cache=has_tails)
         logits = out.logits
-        layers = _cache_layers(out.past_key_values)
+        layers = _cache_layers(out.past_key_values) if has_tails else []
 
         # Shared-prefix scores: cumulative log-probs of prefix tokens 1..depth-1 (only if a member starts inside).
         prefix_cum: dict[int, tuple[list[float], list[bool]]] = {}
