@@ -96,7 +96,11 @@ def status(series: Series, base: RunConfig, anomalies: bool = True) -> list[Chec
     """
     from evalsuite.track import existing_tasks
 
+    from evalsuite.runner import resolve_backend
+
     cfg = absolute_config(base)
+    if cfg.backend == "auto":  # results record the backend 'auto' resolved to, as track compares
+        cfg = replace(cfg, backend=resolve_backend(cfg.backend))
     out = cfg.output
     hashes = _task_hashes(cfg)
     rows: list[tuple] = []
