@@ -172,6 +172,13 @@ def test_anomaly_shown_in_status_and_signal(sweep_series: Path, sweep_reference:
     assert "anomaly: checkpoint-30" in r.output, r.output
     r = CliRunner().invoke(app, ["signal", str(sweep_series), "-r", str(out), "--json"])
     assert json.loads(r.output)["anomalies"] == [30]
+    # the series page flags the same checkpoint, from the same records
+    lb = tmp_path / "lb.yaml"
+    lb.write_text("leaderboard: s\ncolumns: [demo_lastword_ar, demo_sentiment_ar]\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["leaderboard", "build", str(lb), "-r", str(out), "-o", str(tmp_path / "site")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "site" / "series.html").read_text(encoding="utf-8")
+    assert "Check these checkpoints" in page and page.count("step 30 (suite score") == 1 and "step 0 (suite" not in page
 
 
 # ---------------------------------------------------------------- shared cache on a network filesystem

@@ -174,6 +174,8 @@ class LeaderboardView:
     signals: dict[str, list[dict[str, Any]]]
     suite_columns: list[str] = field(default_factory=list)
     """Columns that enter suite scores and coverage (normalized metrics)."""
+    anomalies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per series: checkpoints whose suite score fell inside the chance interval between two good neighbours."""
 
     def export(self) -> dict[str, Any]:
         """``leaderboard.json``: one cell per model × task and one row per model (normalized scale)."""
@@ -569,7 +571,28 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
         s.sort(key=lambda e: e.step or 0)
     charts, signals = _series_charts(series, columns, labels, categories, suite_columns)
     return LeaderboardView(spec, columns, labels, categories, entries, index_rows, task_pages, skipped, series, charts, signals,
-                           suite_columns)
+                           suite_columns, _anomalies(series, suite_columns, d))
+
+
+def _anomalies(series: dict[str, list[ModelEntry]], columns: list[str], d: int) -> dict[str, list[dict[str, Any]]]:
+    """The anomaly guard of ``track --status`` and ``evalsuite signal`` (``anomaly.collapsed``), on the same records."""
+    from evalsuite.anomaly import collapsed, suite_point
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sname, entries in series.items():
+        points, names = [], {}
+        for e in entries:
+            tasks = {c: e.tasks[c].source[1] for c in columns if c in e.tasks and e.tasks[c].source is not None}
+            sp = suite_point(e.step, tasks) if e.step is not None else None
+            if sp is not None:
+                points.append(sp)
+                names[e.step] = e.name
+        by_step = {p.step: p for p in points}
+        flagged = [{"step": s, "model": names[s], "score": _fmt(by_step[s].score, d), "chance_upper": _fmt(by_step[s].chance_upper, d)}
+                   for s in collapsed(points)]
+        if flagged:
+            out[sname] = flagged
+    return out
 
 
 def _significance(ranked: list[ModelEntry], columns: list[str], categories: dict[str, str], n_boot: int) -> None:
