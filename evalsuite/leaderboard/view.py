@@ -509,7 +509,8 @@ def build_view(spec: LeaderboardSpec, folders: list[Path]) -> LeaderboardView:
                                     for pid, r in sorted(tr.prompts.items()) if r.normalized is not None),
                               round(clip(tr.score) or 0.0, 2) if tr.score is not None else None,
                               (round(clip(tr.ci[0]) or 0.0, 2), round(clip(tr.ci[1]) or 0.0, 2)) if tr.ci else None)
-            value = tr.score if tr.score is not None else None
+            # sort key: the normalized score; a raw metric (bits per byte) sorts by its own value
+            value = tr.score if tr.score is not None else (tr.display if not tr.normalizable and not tr.imported else None)
             text = _fmt_score(tr.display, d, tr.normalizable) if not tr.imported or tr.score is not None else _fmt(tr.display, d)
             partial = tr.n_full is not None and tr.n < tr.n_full
             cells.append({"cell": Cell(value, text, title), "raw": _fmt(raw_best, d), "glyph": glyph,
